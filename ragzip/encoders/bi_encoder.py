@@ -1,0 +1,171 @@
+"""Bi-encoder (sentence-transformers) with an embedding cache keyed by text content."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ragzip._optional import require
+from ragzip.models import resolve_model
+
+__all__ = ["BiEncoder", "EmbeddingCache", "get_bi_encoder"]
+
+
+class EmbeddingCache:
+    """A thread-safe LRU of embeddings keyed by (model, text hash)."""
+
+    def __init__(self, max_items: int = 100_000) -> None:
+        self.max_items = max_items
+        self._data: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(model: str, text: str) -> bytes:
+        return hashlib.blake2b(f"{model}\x00{text}".encode("utf-8", "replace"), digest_size=16).digest()
+
+    def get(self, key: bytes) -> np.ndarray | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: bytes, value: np.ndarray) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_items:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class BiEncoder:
+    """Embeds texts with a sentence-transformers model, normalized, cached by content.
+
+    The model loads on first use. ``quantize="int8"`` applies dynamic int8 quantization to the
+    linear layers on CPU (about 2x faster on 2 cores; cosine agreement with fp32 ~0.94 per
+    sentence, so rankings move slightly).
+
+    Args:
+        model: Short name (``minilm``), hub id or local path.
+        device: ``"cpu"``, ``"cuda"`` or ``None`` for automatic.
+        batch_size: Texts per forward pass (small batches pad less on CPU).
+        max_seq_length: Tokens per text; longer texts are truncated.
+        cache_size: Embeddings kept in memory (0 disables the cache).
+        quantize: ``None`` or ``"int8"`` (CPU only).
+
+    Example:
+        >>> enc = BiEncoder("minilm")
+        >>> vectors = enc.encode(["a sentence", "another"])  # (2, 384) float32, unit norm
+    """
+
+    def __init__(
+        self,
+        model: str = "minilm",
+        *,
+        device: str | None = None,
+        batch_size: int = 16,
+        max_seq_length: int | None = 128,
+        cache_size: int = 100_000,
+        quantize: str | None = None,
+    ) -> None:
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.quantize = quantize
+        self.cache = EmbeddingCache(cache_size) if cache_size else None
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        st = require("sentence_transformers", "bi-encoder scoring")
+        resolved = resolve_model(self.model_name)
+        model = st.SentenceTransformer(resolved.path, device=self.device)
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        if self.quantize == "int8":
+            torch = require("torch")
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        elif self.quantize is not None:
+            from ragzip.errors import ConfigError
+
+            raise ConfigError(f"quantize must be None or 'int8', got {self.quantize!r}")
+        return model
+
+    def warm_up(self) -> None:
+        self.encode(["warm up"])
+
+    @property
+    def dimension(self) -> int:
+        dim = self.model.get_sentence_embedding_dimension()
+        return int(dim) if dim else int(self.encode(["x"]).shape[1])
+
+    def _cache_name(self) -> str:
+        return f"{self.model_name}|{self.max_seq_length}|{self.quantize}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Returns a float32 array ``(len(texts), dim)`` of unit-norm embeddings."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.cache is None:
+            return self._encode(texts)
+        name = self._cache_name()
+        keys = [EmbeddingCache.key(name, t) for t in texts]
+        found: list[np.ndarray | None] = [self.cache.get(k) for k in keys]
+        missing = sorted({t for t, f in zip(texts, found, strict=True) if f is None})
+        if missing:
+            fresh = dict(zip(missing, self._encode(missing), strict=True))
+            for i, text in enumerate(texts):
+                if found[i] is None:
+                    found[i] = fresh[text]
+                    self.cache.put(keys[i], fresh[text])
+        return np.stack([f for f in found if f is not None]).astype(np.float32, copy=False)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_shared: dict[tuple[Any, ...], BiEncoder] = {}
+_shared_lock = threading.Lock()
+
+
+def get_bi_encoder(model: str = "minilm", **kwargs: Any) -> BiEncoder:
+    """A process-wide encoder per configuration, so components share one loaded model."""
+    key = (model, tuple(sorted(kwargs.items())))
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = BiEncoder(model, **kwargs)
+        return _shared[key]
