@@ -81,7 +81,7 @@ class BiEncoder:
         *,
         device: str | None = None,
         batch_size: int = 16,
-        max_seq_length: int | None = 128,
+        max_seq_length: int | None = 256,
         cache_size: int = 100_000,
         quantize: str | None = None,
     ) -> None:
@@ -122,7 +122,7 @@ class BiEncoder:
 
     @property
     def dimension(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
+        dim = self.model.get_embedding_dimension()
         return int(dim) if dim else int(self.encode(["x"]).shape[1])
 
     def _cache_name(self) -> str:

@@ -1,0 +1,137 @@
+"""Document-level relevance: the coarse stage of coarse-to-fine compression.
+
+Usable on its own as the ``document-rank`` compressor: documents are scored against the query
+with a bi-encoder over ``title + text``, then the budget is spent on them in rank order (whole
+documents, the last one cut) or split across them by relevance (``allocation="proportional"``,
+as LongLLMLingua does), each document keeping its leading text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
+from ragzip.middleware.base import BaseCompressor, MethodOutput, Request, truncate
+from ragzip.middleware.budget import allocate
+from ragzip.middleware.registry import compressors
+from ragzip.middleware.tokens import DEFAULT_COUNTER
+from ragzip.types import CompressedDocument, Document, Span
+
+__all__ = ["DocumentRanker", "DocumentRankCompressor"]
+
+
+class DocumentRanker:
+    """Scores documents against a query with a bi-encoder over ``title. text``.
+
+    It shares the loaded model and the embedding cache with every other user of the same
+    encoder (:func:`~ragzip.encoders.bi_encoder.get_bi_encoder`).
+
+    Args:
+        encoder: Bi-encoder model name (short name, hub id or path).
+        quantize: ``"int8"`` for a dynamic int8 encoder on CPU.
+    """
+
+    def __init__(self, encoder: str = "minilm", quantize: str | None = None) -> None:
+        self.encoder_name = encoder
+        self.quantize = quantize
+        self._encoder: BiEncoder | None = None
+
+    @property
+    def encoder(self) -> BiEncoder:
+        if self._encoder is None:
+            self._encoder = get_bi_encoder(self.encoder_name, quantize=self.quantize)
+        return self._encoder
+
+    @staticmethod
+    def doc_text(doc: Document) -> str:
+        return f"{doc.title}. {doc.text}" if doc.title else doc.text
+
+    def score(self, query_vector: np.ndarray, documents: Sequence[Document]) -> np.ndarray:
+        """Cosine similarity of each document to the (already encoded) query."""
+        if not documents:
+            return np.zeros(0, dtype=np.float32)
+        vectors = self.encoder.encode([self.doc_text(d) for d in documents])
+        return vectors @ query_vector
+
+
+@compressors.register("document-rank")
+class DocumentRankCompressor(BaseCompressor):
+    """Keeps the most relevant documents, ranked by a bi-encoder, within the budget.
+
+    Args:
+        encoder: Bi-encoder model (default ``minilm``).
+        allocation: ``"greedy"`` fills whole documents in rank order and cuts the last;
+            ``"proportional"`` splits the budget by ``softmax(score / temperature)``.
+        temperature: Softness of the proportional split (cosine units).
+        min_score: Documents under this cosine similarity are dropped (``None`` keeps all).
+        tokenizer: Token counter name.
+
+    Example:
+        >>> DocumentRankCompressor().compress("capital of France?", docs, 4).text()
+    """
+
+    name = "document-rank"
+
+    def __init__(
+        self,
+        encoder: str = "minilm",
+        *,
+        allocation: Literal["greedy", "proportional"] = "greedy",
+        temperature: float = 0.05,
+        min_score: float | None = None,
+        tokenizer: str = DEFAULT_COUNTER,
+    ) -> None:
+        super().__init__(tokenizer=tokenizer)
+        self.encoder = encoder
+        self.allocation = allocation
+        self.temperature = temperature
+        self.min_score = min_score
+        self.ranker = DocumentRanker(encoder)
+
+    def params(self) -> dict[str, object]:
+        return {
+            **super().params(),
+            "encoder": self.encoder,
+            "allocation": self.allocation,
+            "temperature": self.temperature,
+            "min_score": self.min_score,
+        }
+
+    def warm_up(self) -> None:
+        self.ranker.encoder.warm_up()
+
+    def _compress(self, request: Request) -> MethodOutput:
+        with request.timer("encode"):
+            query_vector = self.ranker.encoder.encode([request.query])[0]
+            scores = self.ranker.score(query_vector, request.documents)
+        eligible = [
+            i
+            for i in np.argsort(-scores, kind="stable")
+            if self.min_score is None or scores[i] >= self.min_score
+        ]
+        if self.allocation == "proportional":
+            shares = allocate(
+                [float(scores[i]) for i in eligible],
+                [request.tokens[i] for i in eligible],
+                request.limit,
+                temperature=self.temperature,
+            )
+        else:
+            shares, left = [], request.limit
+            for i in eligible:
+                take = min(left, request.tokens[i])
+                shares.append(take)
+                left -= take
+        kept = []
+        for i, share in zip(eligible, shares, strict=True):
+            if share <= 0:
+                continue
+            doc = request.documents[i]
+            full = CompressedDocument(
+                doc.text, doc.id, (Span(0, len(doc.text)),), float(scores[i]), doc.metadata
+            )
+            kept.append(full if share >= request.tokens[i] else truncate(full, share, request.counter))
+        return MethodOutput(kept, {"document_scores": [float(s) for s in scores]})

@@ -1,0 +1,198 @@
+"""Run any compressor over the nq20 and code-needle sets and score it as their scorers do.
+
+The scoring functions reproduce ``score_nq20.py`` and ``score_code.py`` of the evaluation sets
+(standard library only): budgets are whitespace words, a *hit* keeps the answer (nq20) or the
+target function (code-needle) within ``0.95 x`` the target ratio. The budget handed to the
+compressor is exactly the word budget the scorer checks, counted with the ``words`` tokenizer.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+import statistics
+import string
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ragzip.errors import InvalidInputError
+from ragzip.middleware.base import Compressor
+from ragzip.types import Budget, Document
+
+__all__ = ["EvalSummary", "TASKS", "load_jsonl", "run_eval"]
+
+BUDGET_SLACK = 0.95
+_PUNCT = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_LABEL = re.compile(r"Document \[\d+\]")
+
+
+def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Reads a JSONL file, plain or gzip-compressed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"benchmark file not found: {path}")
+    opener: Callable[..., TextIO] = gzip.open if path.suffix == ".gz" else open  # type: ignore[assignment]
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+# -- nq20 ------------------------------------------------------------------------------------
+def _normalize_answer(text: str) -> str:
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _nq20_context(record: Mapping[str, Any]) -> str:
+    return "\n".join(
+        f"Document [{k + 1}](Title: {d['title']}) {d['text']}"
+        for k, d in enumerate(record["documents"])
+    )
+
+
+def _nq20_documents(record: Mapping[str, Any]) -> tuple[str, list[Document]]:
+    docs = [
+        Document(d["text"], id=str(k), metadata={"title": d.get("title", "")})
+        for k, d in enumerate(record["documents"])
+    ]
+    return record["question"], docs
+
+
+def _nq20_hit(record: Mapping[str, Any], compressed: str) -> bool:
+    norm = _normalize_answer(_LABEL.sub(" ", compressed))
+    answers = (_normalize_answer(a) for a in record["answers"])
+    return bool(compressed) and any(a in norm for a in answers if a)
+
+
+# -- code-needle -----------------------------------------------------------------------------
+def _code_documents(record: Mapping[str, Any]) -> tuple[str, list[Document]]:
+    doc = Document(record["code"], id=str(record["id"]), metadata={"path": record.get("path", "")})
+    return record["query"], [doc]
+
+
+def _code_hit(record: Mapping[str, Any], compressed: str) -> bool:
+    if not compressed or record["target_signature"].strip() not in compressed:
+        return False
+    start, end = record["target_lines"]
+    body = [ln.strip() for ln in record["code"].splitlines()[start:end] if ln.strip()]
+    if not body:
+        return False
+    kept = {ln.strip() for ln in compressed.splitlines()}
+    return sum(ln in kept for ln in body) / len(body) >= 0.6
+
+
+@dataclass(frozen=True)
+class Task:
+    """How one benchmark turns a record into a request and scores the output."""
+
+    context: Callable[[Mapping[str, Any]], str]
+    request: Callable[[Mapping[str, Any]], tuple[str, list[Document]]]
+    hit: Callable[[Mapping[str, Any], str], bool]
+
+
+TASKS: dict[str, Task] = {
+    "nq20": Task(_nq20_context, _nq20_documents, _nq20_hit),
+    "code-needle": Task(lambda r: r["code"], _code_documents, _code_hit),
+}
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """Scores of one run, as the benchmark's scorer reports them."""
+
+    task: str
+    n: int
+    target: float
+    hit_rate: float
+    answer_recall: float
+    within_budget: float
+    median_ratio: float
+    seconds_per_record: float
+    median_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    def line(self) -> str:
+        return (
+            f"{self.task} n={self.n} target={self.target:g}x HIT={self.hit_rate:.4f} "
+            f"recall={self.answer_recall:.4f} within_budget={self.within_budget:.4f} "
+            f"median_ratio={self.median_ratio:.2f} s/record={self.seconds_per_record:.3f} "
+            f"(median {self.median_seconds:.3f})"
+        )
+
+
+def run_eval(
+    task: str,
+    records: Iterable[Mapping[str, Any]],
+    compressor: Compressor,
+    target: float,
+    *,
+    predictions: TextIO | None = None,
+    progress: bool = False,
+) -> EvalSummary:
+    """Compresses every record at ``target`` x and scores it.
+
+    Args:
+        task: ``"nq20"`` or ``"code-needle"``.
+        records: Records of the benchmark file.
+        compressor: Any compressor; it should count tokens with the ``words`` tokenizer.
+        target: Compression ratio the scorer checks.
+        predictions: Where to write ``{"id", "compressed"}`` lines.
+        progress: Show a progress bar.
+    """
+    if task not in TASKS:
+        raise InvalidInputError(f"unknown benchmark {task!r}; choose from {sorted(TASKS)}")
+    if not (isinstance(target, int | float) and target >= 1):
+        raise InvalidInputError(f"target must be a ratio >= 1, got {target!r}")
+    spec = TASKS[task]
+    rows = list(records)
+    hits = recalls = within = 0
+    ratios: list[float] = []
+    seconds: list[float] = []
+    for record in _progress(rows, progress, task):
+        original_words = len(spec.context(record).split())
+        words = int(math.floor(original_words / target))
+        query, docs = spec.request(record)
+        start = time.perf_counter()
+        result = compressor.compress(query, docs, Budget(tokens=words))
+        seconds.append(time.perf_counter() - start)
+        compressed = result.text("\n")
+        if predictions is not None:
+            predictions.write(json.dumps({"id": record["id"], "compressed": compressed}) + "\n")
+        kept_words = len(compressed.split())
+        ratio = original_words / kept_words if kept_words else math.inf
+        recall = spec.hit(record, compressed)
+        ok = ratio >= BUDGET_SLACK * target
+        recalls += recall
+        within += ok
+        hits += recall and ok
+        ratios.append(ratio)
+    n = max(len(rows), 1)
+    return EvalSummary(
+        task=task,
+        n=len(rows),
+        target=float(target),
+        hit_rate=hits / n,
+        answer_recall=recalls / n,
+        within_budget=within / n,
+        median_ratio=statistics.median(ratios) if ratios else math.nan,
+        seconds_per_record=sum(seconds) / n,
+        median_seconds=statistics.median(seconds) if seconds else math.nan,
+    )
+
+
+def _progress(rows: list[Any], enabled: bool, desc: str) -> Iterator[Any]:
+    if not enabled:
+        yield from rows
+        return
+    from tqdm import tqdm
+
+    yield from tqdm(rows, desc=desc, unit="rec")
