@@ -1,0 +1,241 @@
+"""Implementations of the ``ragzip`` sub-commands (parsing lives in :mod:`ragzip.cli.main`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ragzip.errors import ConfigError, InvalidInputError
+from ragzip.middleware.base import Compressor
+from ragzip.middleware.registry import compressors, load_spec
+from ragzip.text import decode_text
+from ragzip.types import Budget, Document
+
+TEXT_SUFFIXES = {".txt", ".md", ".rst"}
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+def _compressor(args: argparse.Namespace, **defaults: Any) -> Compressor:
+    if args.config:
+        spec = load_spec(args.config)
+        spec = spec.get("compressor", spec)
+    else:
+        spec = {"type": args.compressor, "params": {**defaults, **args.params}}
+    built: Compressor = compressors.build(spec)
+    return built
+
+
+def _generator(args: argparse.Namespace) -> Any:
+    if args.generator == "none":
+        return None
+    from ragzip.generators.registry import generators
+
+    if args.generator == "openai":
+        if not args.base_url or not args.model:
+            raise ConfigError("--generator openai needs --base-url and --model")
+        return generators.build(
+            {"type": "openai", "params": {"base_url": args.base_url, "model": args.model}}
+        )
+    return generators.build(
+        {"type": "transformers", "params": {"model": args.model or "smollm2-135m"}}
+    )
+
+
+def _read_documents(path: str) -> list[Document]:
+    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    text = decode_text(raw).strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+        items = data if isinstance(data, list) else data.get("documents", [])
+    except json.JSONDecodeError:
+        try:
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"{path}: expected a JSON list of documents or JSONL ({exc})"
+            ) from exc
+    return [Document.from_any(item, i) for i, item in enumerate(items)]
+
+
+def _chunk(text: str, words: int) -> Iterator[str]:
+    """Groups paragraphs into passages of about ``words`` words."""
+    current: list[str] = []
+    size = 0
+    for paragraph in (p.strip() for p in text.split("\n\n")):
+        if not paragraph:
+            continue
+        n = len(paragraph.split())
+        if current and size + n > words:
+            yield "\n\n".join(current)
+            current, size = [], 0
+        if n > words:  # an over-long paragraph becomes several passages
+            tokens = paragraph.split()
+            for i in range(0, len(tokens), words):
+                yield " ".join(tokens[i : i + words])
+            continue
+        current.append(paragraph)
+        size += n
+    if current:
+        yield "\n\n".join(current)
+
+
+def load_corpus(inputs: list[str], chunk_words: int) -> list[Document]:
+    """Documents from JSONL/JSON files and passages of text files (folders are walked)."""
+    files: list[Path] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InvalidInputError(f"no such file or folder: {name}")
+    docs: list[Document] = []
+    for path in files:
+        if path.suffix in (".jsonl", ".json"):
+            for doc in _read_documents(str(path)):
+                docs.append(Document(doc.text, id=f"{path.stem}:{doc.id}", metadata=doc.metadata))
+        elif path.suffix in TEXT_SUFFIXES:
+            text = decode_text(path.read_bytes())
+            for i, passage in enumerate(_chunk(text, chunk_words)):
+                docs.append(
+                    Document(passage, id=f"{path.name}:{i}", metadata={"title": path.stem,
+                                                                       "source": str(path)})
+                )
+    if not docs:
+        raise InvalidInputError(f"no documents found in {inputs} (.txt, .md, .jsonl, .json)")
+    return docs
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_compressors(args: argparse.Namespace) -> int:
+    for name in compressors.names():
+        info = compressors.describe(name)
+        print(f"{name}: {info['summary']}")
+        for key, value in info["params"].items():
+            print(f"    {key} = {value!r}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from ragzip.retrievers.faiss_index import FaissRetriever
+
+    docs = load_corpus(args.inputs, args.chunk_words)
+    out = Path(args.out)
+    if args.append and (out / "manifest.json").is_file():
+        index = FaissRetriever.load(out)
+    else:
+        index = FaissRetriever(args.encoder)
+    index.add(docs, show_progress=True)
+    index.save(out)
+    print(f"indexed {len(docs)} passages -> {out} ({len(index)} in total)")
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    docs = _read_documents(args.docs)
+    if args.ratio is None and args.tokens is None:
+        args.ratio = 4.0
+    budget = Budget(ratio=args.ratio, tokens=args.tokens, keep=tuple(args.keep))
+    result = _compressor(args).compress(args.query, docs, budget)
+    _print_json(result.to_dict())
+    return 0
+
+
+def _pipeline(args: argparse.Namespace, retriever: Any) -> Any:
+    from ragzip.middleware.pipeline import Pipeline
+
+    return Pipeline(
+        _compressor(args),
+        retriever,
+        _generator(args),
+        budget=Budget(ratio=args.ratio),
+        top_k=args.top_k,
+        max_tokens=args.max_tokens,
+    )
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from ragzip.retrievers.faiss_index import FaissRetriever
+
+    pipeline = _pipeline(args, FaissRetriever.load(args.index))
+    result = pipeline.run(args.question)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.answer if result.answer is not None else result.context)
+        print(json.dumps(result.stats()), file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ragzip.retrievers.faiss_index import FaissRetriever
+
+    data = resources.files("ragzip") / "data"
+    corpus = [json.loads(line) for line in (data / "demo_corpus.jsonl").read_text().splitlines()]
+    questions = args.question or json.loads((data / "demo_questions.json").read_text())
+    print(f"ragzip demo: indexing {len(corpus)} bundled passages with FAISS (in process)...")
+    index = FaissRetriever("minilm")
+    index.add([Document.from_any(d, i) for i, d in enumerate(corpus)])
+    with tempfile.TemporaryDirectory() as tmp:  # the index persists and reloads like a real one
+        index.save(tmp)
+        index = FaissRetriever.load(tmp)
+    pipeline = _pipeline(args, index)
+    print("loading models (the first run converts SmolLM2 once and caches it)...")
+    with contextlib.suppress(AttributeError):
+        pipeline.compressor.warm_up()
+    if pipeline.generator is not None:
+        pipeline.generator.warm_up()
+    header = f"{'retrieved':>9} {'compressed':>10} {'ratio':>6} {'compress s':>10} {'answer s':>8}"
+    for question in questions:
+        result = pipeline.run(question)
+        stats = result.stats()
+        timings = stats["timings"]
+        print(f"\nQ: {question}")
+        print(header)
+        ratio = f"{stats['ratio']:.1f}x" if stats["ratio"] else "inf"
+        print(
+            f"{stats['tokens_before']:>9} {stats['tokens_after']:>10} {ratio:>6} "
+            f"{timings.get('compress', 0):>10.3f} {timings.get('generate', 0):>8.2f}"
+        )
+        print(f"context: {result.context}")
+        if result.answer is not None:
+            print(f"answer:  {result.answer}")
+    print(f"\ntokens counted with the {pipeline.compressor.counter.name!r} counter")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ragzip.eval.benchmarks import load_jsonl, run_eval
+
+    records = load_jsonl(args.file)[: args.limit] if args.limit else load_jsonl(args.file)
+    compressor = _compressor(args, tokenizer="words")
+    if getattr(compressor, "tokenizer", "words") != "words":
+        print("warning: the benchmark counts whitespace words; use tokenizer='words'",
+              file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        out = None
+        if args.predictions:
+            Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(open(args.predictions, "w", encoding="utf-8"))
+        summary = run_eval(
+            args.task, records, compressor, args.target, predictions=out, progress=sys.stderr.isatty()
+        )
+    if args.json:
+        print(json.dumps({"compressor": compressor.to_dict(), **summary.to_dict()}))
+    else:
+        print(summary.line())
+    return 0

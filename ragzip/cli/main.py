@@ -1,0 +1,109 @@
+"""The ``ragzip`` command: index, compress, ask, demo, eval, compressors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ragzip.errors import RagzipError
+
+__all__ = ["build_parser", "main"]
+
+
+def _json_arg(value: str) -> dict[str, object]:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"doc_weight\": 1.0}'")
+    return parsed
+
+
+def _add_compressor_args(p: argparse.ArgumentParser, default: str = "extractive") -> None:
+    p.add_argument("--compressor", default=default, help=f"registered name (default {default})")
+    p.add_argument("--params", type=_json_arg, default={}, help="compressor params as JSON")
+    p.add_argument("--config", help="JSON/YAML file with a compressor or pipeline spec")
+
+
+def _add_generator_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--generator",
+        default="transformers",
+        choices=["transformers", "openai", "none"],
+        help="local transformers model, an OpenAI-compatible server, or none",
+    )
+    p.add_argument("--model", default=None, help="generator model (default smollm2-135m)")
+    p.add_argument("--base-url", default=None, help="OpenAI-compatible base URL (…/v1)")
+    p.add_argument("--max-tokens", type=int, default=96)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ragzip", description="Compress retrieved context before it reaches the LLM."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build a FAISS index from text, markdown or JSONL files")
+    p.add_argument("inputs", nargs="+", help="files or folders (.txt, .md, .jsonl, .json)")
+    p.add_argument("--out", required=True, help="index directory to write")
+    p.add_argument("--encoder", default="minilm")
+    p.add_argument("--chunk-words", type=int, default=200, help="passage size for text files")
+    p.add_argument("--append", action="store_true", help="add to an existing index")
+
+    p = sub.add_parser("compress", help="compress documents for a query; JSON out")
+    p.add_argument("--query", default="", help="the question the context must serve")
+    p.add_argument("--docs", default="-", help="JSON list or JSONL of documents ('-' = stdin)")
+    p.add_argument("--ratio", type=float, default=None, help="target compression ratio")
+    p.add_argument("--tokens", type=int, default=None, help="target token count")
+    p.add_argument("--keep", action="append", default=[], help="string that must be kept")
+    _add_compressor_args(p)
+
+    p = sub.add_parser("ask", help="retrieve, compress and answer")
+    p.add_argument("question")
+    p.add_argument("--index", required=True, help="directory written by 'ragzip index'")
+    p.add_argument("--top-k", type=int, default=8)
+    p.add_argument("--ratio", type=float, default=4.0)
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    _add_compressor_args(p)
+    _add_generator_args(p)
+
+    p = sub.add_parser("demo", help="index the bundled corpus and answer a few questions offline")
+    p.add_argument("--ratio", type=float, default=4.0)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--question", action="append", default=None, help="ask this instead")
+    _add_compressor_args(p)
+    _add_generator_args(p)
+
+    p = sub.add_parser("eval", help="score a compressor on nq20 or code-needle files")
+    p.add_argument("task", choices=["nq20", "code-needle"])
+    p.add_argument("file", help="benchmark JSONL (.gz accepted)")
+    p.add_argument("--target", type=float, required=True, help="compression ratio to score")
+    p.add_argument("--predictions", default=None, help="write {id, compressed} JSONL here")
+    p.add_argument("--limit", type=int, default=None, help="first N records only")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_compressor_args(p)
+
+    sub.add_parser("compressors", help="list registered compressors and their parameters")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for usage or input errors)."""
+    args = build_parser().parse_args(argv)
+    from ragzip.cli import commands
+
+    handler = getattr(commands, f"cmd_{args.command.replace('-', '_')}")
+    try:
+        return int(handler(args) or 0)
+    except RagzipError as exc:
+        print(f"ragzip {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
