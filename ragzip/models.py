@@ -94,7 +94,12 @@ def _convert_gguf(folder: Path, filename: str, target: Path) -> None:
     transformers = require("transformers", "loading GGUF models")
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename)
+    extra = {}
+    if hasattr(transformers, "GgufConfig"):  # transformers 5 keeps GGUF weights quantized unless told
+        extra["quantization_config"] = transformers.GgufConfig(dequantize=True)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(folder), gguf_file=filename, **extra
+    )
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     target.parent.mkdir(parents=True, exist_ok=True)

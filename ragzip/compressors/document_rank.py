@@ -107,24 +107,27 @@ class DocumentRankCompressor(BaseCompressor):
         with request.timer("encode"):
             query_vector = self.ranker.encoder.encode([request.query])[0]
             scores = self.ranker.score(query_vector, request.documents)
-        eligible = [
+        order = [int(i) for i in np.argsort(-scores, kind="stable")]
+        # Documents holding must-keep text come first and whole, budget allowing.
+        forced = [i for i in order if request.budget.must_keep(request.documents[i].text)]
+        rest = [
             i
-            for i in np.argsort(-scores, kind="stable")
-            if self.min_score is None or scores[i] >= self.min_score
+            for i in order
+            if i not in forced and (self.min_score is None or scores[i] >= self.min_score)
         ]
+        shares, left = [], request.limit
+        for i in forced + (rest if self.allocation != "proportional" else []):
+            take = min(left, request.tokens[i])
+            shares.append(take)
+            left -= take
         if self.allocation == "proportional":
-            shares = allocate(
-                [float(scores[i]) for i in eligible],
-                [request.tokens[i] for i in eligible],
-                request.limit,
+            shares += allocate(
+                [float(scores[i]) for i in rest],
+                [request.tokens[i] for i in rest],
+                left,
                 temperature=self.temperature,
             )
-        else:
-            shares, left = [], request.limit
-            for i in eligible:
-                take = min(left, request.tokens[i])
-                shares.append(take)
-                left -= take
+        eligible = forced + rest
         kept = []
         for i, share in zip(eligible, shares, strict=True):
             if share <= 0:

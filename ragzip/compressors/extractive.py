@@ -236,8 +236,10 @@ class ExtractiveCompressor(BaseCompressor):
                 if size == 0 or used + size > self.whole_share * limit:
                     break
                 whole.add(i)
-                chosen.extend(int(j) for j in np.flatnonzero(units.owner == i))
-                used += size
+                for member in np.flatnonzero(units.owner == i).tolist():
+                    if not self._duplicate(vectors, chosen, member):
+                        chosen.append(member)
+                        used += int(units.tokens[member])
         ranked = forced + [int(j) for j in np.argsort(-priority, kind="stable")]
         taken = set(chosen)
         for j in ranked:
@@ -247,26 +249,32 @@ class ExtractiveCompressor(BaseCompressor):
                 continue
             if used + int(units.tokens[j]) > limit and chosen:
                 continue
-            if chosen and self.dedup_threshold < 1.0:
-                if float((vectors[chosen] @ vectors[j]).max()) > self.dedup_threshold:
-                    continue
+            if self._duplicate(vectors, chosen, j):
+                continue
             chosen.append(j)
             taken.add(j)
             used += int(units.tokens[j])  # may exceed the limit once: the base cuts the excess
-        if self.context_window:
-            chosen = self._add_context(units, chosen, used, limit)
+            # Neighbours come with their sentence, before lower-ranked sentences fill the budget.
+            for k in self._neighbours(units, j):
+                if k not in taken and used + int(units.tokens[k]) <= limit:
+                    chosen.append(k)
+                    taken.add(k)
+                    used += int(units.tokens[k])
         return sorted(chosen)
 
-    def _add_context(self, units: _Units, chosen: list[int], used: int, limit: int) -> list[int]:
-        taken = set(chosen)
-        for j in list(chosen):
-            for step in range(1, self.context_window + 1):
-                for k in (j - step, j + step):
-                    if 0 <= k < len(units.texts) and k not in taken:
-                        if units.owner[k] == units.owner[j] and used + units.tokens[k] <= limit:
-                            taken.add(k)
-                            used += int(units.tokens[k])
-        return sorted(taken)
+    def _duplicate(self, vectors: np.ndarray, chosen: list[int], j: int) -> bool:
+        if not chosen or self.dedup_threshold >= 1.0:
+            return False
+        return float((vectors[chosen] @ vectors[j]).max()) > self.dedup_threshold
+
+    def _neighbours(self, units: _Units, j: int) -> list[int]:
+        """Sentences within ``context_window`` of ``j`` in the same document, nearest first."""
+        found = []
+        for step in range(1, self.context_window + 1):
+            for k in (j - step, j + step):
+                if 0 <= k < len(units.texts) and units.owner[k] == units.owner[j]:
+                    found.append(k)
+        return found
 
     def _assemble(
         self, request: Request, units: _Units, chosen: list[int], doc_scores: np.ndarray

@@ -9,6 +9,7 @@ frozen result. A method only writes :meth:`BaseCompressor._compress`.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -220,10 +221,8 @@ def enforce_limit(
     if total <= limit:
         return documents
     result: list[CompressedDocument | None] = list(documents)
-    order = sorted(
-        range(len(documents)),
-        key=lambda i: documents[i].score if documents[i].score is not None else float("-inf"),
-    )
+    scores = [d.score if d.score is not None else float("-inf") for d in documents]
+    order = sorted(range(len(documents)), key=scores.__getitem__)
     for i in order:
         if total <= limit:
             break
@@ -239,20 +238,25 @@ def enforce_limit(
 
 
 def truncate(doc: CompressedDocument, limit: int, counter: TokenCounter) -> CompressedDocument:
-    """Keeps the longest word prefix of ``doc`` that fits in ``limit`` tokens."""
-    words = doc.text.split()
+    """Keeps the longest word prefix of ``doc`` that fits in ``limit`` tokens.
+
+    The prefix keeps the original spacing, so for a document with one span the new span
+    points at exactly the kept text."""
+    words = [m.span() for m in re.finditer(r"\S+", doc.text)]
+    start = words[0][0] if words else 0
     lo, hi = 0, len(words)
     while lo < hi:  # binary search on the number of words
         mid = (lo + hi + 1) // 2
-        if counter.count(" ".join(words[:mid])) <= limit:
+        if counter.count(doc.text[start : words[mid - 1][1]]) <= limit:
             lo = mid
         else:
             hi = mid - 1
-    text = " ".join(words[:lo])
+    text = doc.text[start : words[lo - 1][1]] if lo else ""
     spans = doc.spans[:1] if doc.spans else ()
     if spans:
         first = spans[0]
-        spans = (type(first)(first.start, min(first.end, first.start + len(text))),)
+        begin = min(first.end, first.start + start)
+        spans = (type(first)(begin, min(first.end, begin + len(text))),)
     return CompressedDocument(
         text=text,
         source_id=doc.source_id,

@@ -88,7 +88,10 @@ def _tiktoken_encoding(encoding: str) -> Any:
     except (ValueError, KeyError):
         pass
     ensure_tiktoken_offline_cache()
-    return tiktoken.get_encoding(encoding)
+    try:
+        return tiktoken.get_encoding(encoding)
+    except ValueError as exc:  # tiktoken's "Unknown encoding"
+        raise ConfigError(f"unknown tiktoken encoding {encoding!r}: {exc}") from exc
 
 
 def ensure_tiktoken_offline_cache() -> str | None:

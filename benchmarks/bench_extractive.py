@@ -1,0 +1,82 @@
+"""Wall time per nq20 record of the extractive compressor on this machine's CPU.
+
+Three regimes, each over the same records:
+  cold   the embedding cache is cleared before every record (every sentence is encoded),
+  warm   the cache persists across records, as in a service whose corpus chunks recur,
+and fp32 against dynamic-int8 encoders. Quality (hit rate) is reported beside each timing.
+
+    .venv/bin/python benchmarks/bench_extractive.py ../shared/bench/nq20-dev.jsonl.gz \
+        --records 200 --target 20 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from ragzip.encoders.bi_encoder import get_bi_encoder
+from ragzip.eval.benchmarks import TASKS, load_jsonl
+from ragzip.middleware.registry import compressors
+from ragzip.types import Budget
+
+
+def run(records: list[dict], target: float, quantize: str | None, cold: bool) -> dict:
+    comp = compressors.build(
+        {"type": "extractive", "params": {"tokenizer": "words", "quantize": quantize}}
+    )
+    comp.warm_up()
+    encoder = get_bi_encoder("minilm", quantize=quantize)
+    if encoder.cache is not None:
+        encoder.cache.clear()
+    task = TASKS["nq20"]
+    times, hits = [], 0
+    for rec in records:
+        if cold and encoder.cache is not None:
+            encoder.cache.clear()
+        words = int(len(task.context(rec).split()) / target)
+        query, docs = task.request(rec)
+        start = time.perf_counter()
+        result = comp.compress(query, docs, Budget(tokens=words))
+        times.append(time.perf_counter() - start)
+        hits += task.hit(rec, result.text("\n"))
+    return {
+        "quantize": quantize or "fp32",
+        "cache": "cold" if cold else "warm",
+        "records": len(records),
+        "mean_s": round(statistics.mean(times), 4),
+        "median_s": round(statistics.median(times), 4),
+        "p95_s": round(sorted(times)[int(0.95 * (len(times) - 1))], 4),
+        "hit_rate": round(hits / len(records), 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bench", help="nq20-dev.jsonl.gz")
+    ap.add_argument("--records", type=int, default=200)
+    ap.add_argument("--target", type=float, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="write the rows as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    records = load_jsonl(args.bench)[: args.records]
+    rows = []
+    for quantize in (None, "int8"):
+        for cold in (True, False):
+            row = run(records, args.target, quantize, cold)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    meta = {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "target": args.target}
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump({"meta": meta, "rows": rows}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,441 @@
+"""A generator for any OpenAI-compatible chat completions server (vLLM, llama.cpp, TGI, OpenAI).
+
+Requests go to ``POST {base_url}/chat/completions`` with httpx. Connection errors, timeouts,
+HTTP 429 and 5xx are retried with exponential backoff (``Retry-After`` is honoured); other
+4xx answers raise :class:`~ragzip.errors.GenerationError` carrying the server's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ragzip._optional import require
+from ragzip.errors import ConfigError, GenerationError
+from ragzip.generators.base import (
+    BaseGenerator,
+    Generation,
+    GenerationRequest,
+    MessagesLike,
+    StopFilter,
+)
+from ragzip.generators.registry import generators
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["OpenAICompatibleGenerator", "SSEDecoder", "iter_sse_data"]
+
+MAX_RETRY_AFTER = 60.0  # seconds; a server asking for longer waits is not worth blocking for
+_RETRY_STATUS = frozenset({408, 409, 429})
+
+
+@generators.register("openai")
+class OpenAICompatibleGenerator(BaseGenerator):
+    """Chat completions from an OpenAI-compatible HTTP server.
+
+    The HTTP clients are created on first use; :meth:`close` (or ``with``) releases them.
+
+    Args:
+        base_url: The API root, e.g. ``http://localhost:8000/v1``.
+        model: Model name the server expects.
+        api_key: Bearer token; defaults to ``$OPENAI_API_KEY`` (none is sent if unset).
+        timeout: Seconds allowed for connecting and between bytes of the answer.
+        max_retries: Retries after the first attempt on transient failures.
+        backoff: First retry delay in seconds; doubles on every retry.
+        extra_body: Extra JSON fields merged into every request (``top_p``, ``seed``...).
+
+    Example:
+        >>> gen = OpenAICompatibleGenerator("http://localhost:8000/v1", "smollm2-135m")
+        >>> gen.generate("What is the capital of France?", max_tokens=16).text
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        backoff: float = 0.5,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"base_url must be an http(s) URL like http://host:8000/v1, got {base_url!r}"
+            )
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"model must be a non-empty string, got {model!r}")
+        if not timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        if not backoff >= 0:
+            raise ConfigError(f"backoff must be >= 0 seconds, got {backoff}")
+        if extra_body is not None and not isinstance(extra_body, Mapping):
+            raise ConfigError(f"extra_body must be a dict, got {type(extra_body).__name__}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.backoff = float(backoff)
+        self.extra_body = dict(extra_body or {})
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "model": self.model,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "backoff": self.backoff,
+            "extra_body": dict(self.extra_body) or None,
+        }
+
+    # -- clients -------------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def _sync_client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                hx = require("httpx", "the OpenAI-compatible generator")
+                self._client = hx.Client(timeout=self.timeout, headers=self._headers())
+            return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        # An AsyncClient's connections belong to the loop that opened them.
+        if self._aclient is None or self._aclient_loop is not loop:
+            hx = require("httpx", "the OpenAI-compatible generator")
+            self._aclient = hx.AsyncClient(timeout=self.timeout, headers=self._headers())
+            self._aclient_loop = loop
+        return self._aclient
+
+    def close(self) -> None:
+        """Closes the sync client (the async one is closed by :meth:`aclose`)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Closes both clients."""
+        self.close()
+        client, self._aclient, self._aclient_loop = self._aclient, None, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> OpenAICompatibleGenerator:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- request building and answer parsing ---------------------------------------------------
+    def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [dict(m) for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "stream": stream,
+        }
+        if request.stop:
+            body["stop"] = list(request.stop)
+        body.update(self.extra_body)
+        return body
+
+    def _parse(self, response: httpx.Response) -> Generation:
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise GenerationError(
+                f"{self.url} answered HTTP {response.status_code} with no chat completion: "
+                f"{_excerpt(response.text)}"
+            ) from exc
+        usage = data.get("usage") or {}
+        return Generation(
+            text=text,
+            model=str(data.get("model") or self.model),
+            prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
+            completion_tokens=_int_or_none(usage.get("completion_tokens")),
+            finish_reason=choice.get("finish_reason"),
+            seconds=0.0,
+        )
+
+    def _delta(self, payload: str) -> str:
+        try:
+            event = json.loads(payload)
+        except ValueError as exc:
+            raise GenerationError(f"{self.url} streamed invalid JSON: {_excerpt(payload)}") from exc
+        if isinstance(event, dict) and event.get("error"):
+            raise GenerationError(f"{self.url} failed mid-stream: {_error_message(event)}")
+        try:
+            content = event["choices"][0]["delta"].get("content") if event["choices"] else None
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise GenerationError(
+                f"{self.url} streamed an event with no choices[0].delta: {_excerpt(payload)}"
+            ) from exc
+        return content or ""
+
+    def _retry_delay(self, attempt: int, response: httpx.Response | None) -> float:
+        delay = self.backoff * (2**attempt)
+        if response is not None:
+            after = _retry_after(response.headers.get("retry-after"))
+            if after is not None:
+                delay = min(after, MAX_RETRY_AFTER)
+        return delay
+
+    def _failure(self, response: httpx.Response) -> GenerationError:
+        return GenerationError(
+            f"{self.url} answered HTTP {response.status_code}: {_error_message_of(response)}"
+        )
+
+    def _exhausted(self, last: str) -> GenerationError:
+        attempts = self.max_retries + 1
+        return GenerationError(
+            f"{self.url} failed after {attempts} attempt{'s' if attempts > 1 else ''}: {last}. "
+            "Check that the server is up and the model is served, or raise timeout/max_retries."
+        )
+
+    # -- sync ----------------------------------------------------------------------------------
+    def _send(self, body: dict[str, Any], stream: bool) -> httpx.Response:
+        """Sends with retries; returns a 2xx response (streamed responses are left open)."""
+        hx = require("httpx", "the OpenAI-compatible generator")
+        client = self._sync_client()
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            response: httpx.Response | None = None
+            try:
+                req = client.build_request("POST", self.url, json=body)
+                response = client.send(req, stream=stream)
+                if response.is_success:
+                    return response
+                if stream:
+                    response.read()
+                    response.close()
+                if not _retryable(response.status_code):
+                    raise self._failure(response)
+                last = f"HTTP {response.status_code}: {_error_message_of(response)}"
+            except hx.TimeoutException as exc:
+                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
+            except hx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if attempt < self.max_retries:
+                time.sleep(self._retry_delay(attempt, response))
+        raise self._exhausted(last)
+
+    def _generate(self, request: GenerationRequest) -> Generation:
+        response = self._send(self._body(request, stream=False), stream=False)
+        return self._parse(response)
+
+    def _stream(self, request: GenerationRequest) -> Iterator[str]:
+        hx = require("httpx", "the OpenAI-compatible generator")
+        response = self._send(self._body(request, stream=True), stream=True)
+        try:
+            for payload in iter_sse_data(response.iter_lines()):
+                if payload.strip() == "[DONE]":
+                    return
+                delta = self._delta(payload)
+                if delta:
+                    yield delta
+        except hx.HTTPError as exc:
+            raise GenerationError(
+                f"{self.url} stream broke off: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            response.close()
+
+    # -- async ---------------------------------------------------------------------------------
+    async def _asend(self, body: dict[str, Any], stream: bool) -> httpx.Response:
+        hx = require("httpx", "the OpenAI-compatible generator")
+        client = self._async_client()
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            response: httpx.Response | None = None
+            try:
+                req = client.build_request("POST", self.url, json=body)
+                response = await client.send(req, stream=stream)
+                if response.is_success:
+                    return response
+                if stream:
+                    await response.aread()
+                    await response.aclose()
+                if not _retryable(response.status_code):
+                    raise self._failure(response)
+                last = f"HTTP {response.status_code}: {_error_message_of(response)}"
+            except hx.TimeoutException as exc:
+                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
+            except hx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if attempt < self.max_retries:
+                await asyncio.sleep(self._retry_delay(attempt, response))
+        raise self._exhausted(last)
+
+    async def agenerate(
+        self,
+        messages: MessagesLike,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> Generation:
+        """Async twin of :meth:`generate`, on httpx's AsyncClient."""
+        request = GenerationRequest.of(messages, max_tokens, temperature, stop)
+        start = time.perf_counter()
+        response = await self._asend(self._body(request, stream=False), stream=False)
+        return self._finish(self._parse(response), request, time.perf_counter() - start)
+
+    def astream(
+        self,
+        messages: MessagesLike,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> AsyncIterator[str]:
+        """Async twin of :meth:`stream`, on httpx's AsyncClient; arguments are checked at once."""
+        request = GenerationRequest.of(messages, max_tokens, temperature, stop)
+        return self._astream(request)
+
+    async def _astream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        hx = require("httpx", "the OpenAI-compatible generator")
+        stops = StopFilter(request.stop)
+        decoder = SSEDecoder()
+        response = await self._asend(self._body(request, stream=True), stream=True)
+        try:
+            async for line in response.aiter_lines():
+                payload = decoder.feed(line)
+                if payload is None:
+                    continue
+                if payload.strip() == "[DONE]":
+                    break
+                text = stops.feed(self._delta(payload))
+                if text:
+                    yield text
+                if stops.stopped:
+                    return
+            else:
+                payload = decoder.flush()
+                if payload is not None and payload.strip() != "[DONE]":
+                    text = stops.feed(self._delta(payload))
+                    if text:
+                        yield text
+        except hx.HTTPError as exc:
+            raise GenerationError(
+                f"{self.url} stream broke off: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            await response.aclose()
+        rest = stops.flush()
+        if rest:
+            yield rest
+
+
+class SSEDecoder:
+    """Incremental decoder of server-sent events: feed lines, get each event's ``data``.
+
+    Multi-line data is joined with ``"\\n"``; comments and fields other than ``data`` are
+    skipped.
+    """
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        """Takes one line without its line ending; returns the data of a completed event."""
+        line = line.rstrip("\r\n")
+        if not line:
+            data, self._data = self._data, []
+            return "\n".join(data) if data else None
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        if field == "data":
+            self._data.append(value[1:] if value.startswith(" ") else value)
+        return None
+
+    def flush(self) -> str | None:
+        """The data of a last event that was not followed by a blank line."""
+        return self.feed("")
+
+
+def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """Yields the ``data`` of each server-sent event in ``lines``."""
+    decoder = SSEDecoder()
+    for line in lines:
+        payload = decoder.feed(line)
+        if payload is not None:
+            yield payload
+    payload = decoder.flush()
+    if payload is not None:
+        yield payload
+
+
+def _retryable(status: int) -> bool:
+    return status in _RETRY_STATUS or status >= 500
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_message_of(response: httpx.Response) -> str:
+    try:
+        return _error_message(response.json())
+    except ValueError:
+        return _excerpt(response.text) or response.reason_phrase
+
+
+def _error_message(data: Any) -> str:
+    """The human message in OpenAI-style (``{"error": {"message"}}``) and other error bodies."""
+    if isinstance(data, dict):
+        error = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(error, dict):
+            return str(error.get("message") or error)
+        if error is not None:
+            return str(error)
+    return _excerpt(json.dumps(data))
+
+
+def _excerpt(text: str, limit: int = 500) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,287 @@
+"""A tiny OpenAI-compatible HTTP server around any generator, on the standard library only.
+
+For tests and demos: it serves ``POST /v1/chat/completions`` (JSON, or server-sent events with
+``"stream": true``) and ``GET /v1/models``. It is threaded but not hardened; put the FastAPI
+sidecar in front of real traffic.
+
+Example:
+    >>> from ragzip.generators import TransformersGenerator
+    >>> from ragzip.generators.serve_openai import running_server
+    >>> with running_server(TransformersGenerator()) as base_url:
+    ...     ...  # OpenAICompatibleGenerator(base_url, "smollm2-135m").generate("Hi")
+
+Or from a shell: ``python -m ragzip.generators.serve_openai --port 8000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ragzip.errors import GenerationError, InvalidInputError
+from ragzip.generators.base import Generator
+
+__all__ = ["main", "make_server", "running_server"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+def make_server(
+    generator: Generator,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    model_name: str | None = None,
+) -> tuple[ThreadingHTTPServer, str]:
+    """Builds (but does not start) a server that answers with ``generator``.
+
+    Args:
+        generator: Any ragzip generator.
+        host: Interface to bind.
+        port: TCP port; 0 picks a free one.
+        model_name: The model id the server reports; defaults to the generator's ``model``.
+
+    Returns:
+        The server (run ``serve_forever()``, e.g. in a thread; ``shutdown()`` and
+        ``server_close()`` to stop) and its base URL, e.g. ``http://127.0.0.1:54321/v1``.
+    """
+    name = model_name or str(getattr(generator, "model", None) or type(generator).__name__)
+
+    class Handler(_Handler):
+        pass
+
+    Handler.generator = generator
+    Handler.model_name = name
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    bound, bound_port = server.server_address[:2]
+    bound_host = bound.decode() if isinstance(bound, bytes) else str(bound)
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return server, f"http://{url_host}:{bound_port}/v1"
+
+
+@contextlib.contextmanager
+def running_server(
+    generator: Generator, host: str = "127.0.0.1", port: int = 0, **kwargs: Any
+) -> Iterator[str]:
+    """Serves ``generator`` in a background thread for the ``with`` block; yields the base URL."""
+    server, base_url = make_server(generator, host, port, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, name="ragzip-openai-server", daemon=True)
+    thread.start()
+    try:
+        yield base_url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ragzip-openai/0.1"
+    generator: Generator
+    model_name: str
+
+    # -- routing -------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path in ("/v1/models", "/models"):
+            self._json(200, {
+                "object": "list",
+                "data": [{"id": self.model_name, "object": "model", "created": 0,
+                          "owned_by": "ragzip"}],
+            })  # fmt: skip
+        elif path in ("", "/health", "/v1"):
+            self._json(200, {"status": "ok"})
+        else:
+            self._error(404, f"no route GET {path}", "not_found_error")
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path not in ("/v1/chat/completions", "/chat/completions"):
+            self._drain()
+            self._error(404, f"no route POST {path}", "not_found_error")
+            return
+        try:
+            body = self._read_json()
+            options, stream = _options(body)
+            if stream:
+                self._stream(body["messages"], options)
+            else:
+                self._complete(body["messages"], options)
+        except _BadRequest as exc:
+            self._error(exc.status, exc.message, exc.kind)
+        except InvalidInputError as exc:
+            self._error(400, str(exc))
+        except GenerationError as exc:
+            logger.warning("generation failed: %s", exc)
+            self._error(502, f"generation failed: {exc}", "server_error")
+        except Exception:
+            logger.exception("unexpected error in %s", path)
+            self._error(500, "internal server error", "server_error")
+
+    # -- endpoints -----------------------------------------------------------------------------
+    def _complete(self, messages: Any, options: dict[str, Any]) -> None:
+        result = self.generator.generate(messages, **options)
+        prompt, completion = result.prompt_tokens or 0, result.completion_tokens or 0
+        self._json(200, {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "finish_reason": result.finish_reason or "stop",
+            }],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        })  # fmt: skip
+
+    def _stream(self, messages: Any, options: dict[str, Any]) -> None:
+        deltas = self.generator.stream(messages, **options)  # validates before headers go out
+        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+        def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
+            return {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model_name,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            self._event(chunk({"role": "assistant", "content": ""}))
+            try:
+                for text in deltas:
+                    self._event(chunk({"content": text}))
+            except (InvalidInputError, GenerationError) as exc:
+                # Headers are gone: report in-band, as OpenAI does.
+                self._event({"error": {"message": str(exc), "type": "server_error"}})
+            else:
+                self._event(chunk({}, "stop"))
+            self._write_chunk(b"data: [DONE]\n\n")
+            self._write_chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client left; closing deltas stops generation
+        finally:
+            close = getattr(deltas, "close", None)
+            if close is not None:
+                close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _read_json(self) -> dict[str, Any]:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise _BadRequest(411, "send a JSON body with a Content-Length header")
+        if int(length) > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise _BadRequest(413, f"request body over {MAX_BODY_BYTES} bytes")
+        raw = self.rfile.read(int(length))
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _BadRequest(400, f"request body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise _BadRequest(400, "request body must be a JSON object")
+        if "messages" not in body:
+            raise _BadRequest(400, "'messages' is required")
+        return body
+
+    def _drain(self) -> None:
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) <= MAX_BODY_BYTES:
+            self.rfile.read(int(length))
+        else:
+            self.close_connection = True
+
+    def _json(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        self._json(status, {"error": {"message": message, "type": kind, "code": status}})
+
+    def _event(self, payload: Any) -> None:
+        self._write_chunk(f"data: {json.dumps(payload)}\n\n".encode())
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+
+def _options(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Generation options and the stream flag from an OpenAI request body."""
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    options: dict[str, Any] = {}
+    if max_tokens is not None:
+        options["max_tokens"] = max_tokens
+    if body.get("temperature") is not None:
+        options["temperature"] = body["temperature"]
+    stop = body.get("stop")
+    if stop is not None:
+        if not isinstance(stop, str | list):
+            raise _BadRequest(400, "'stop' must be a string or a list of strings")
+        options["stop"] = [stop] if isinstance(stop, str) else stop
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _BadRequest(400, "'stream' must be true or false")
+    if body.get("n", 1) != 1:
+        raise _BadRequest(400, "only n=1 is supported")
+    return options, stream
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serves a local transformers model: ``python -m ragzip.generators.serve_openai``."""
+    from ragzip.generators.local import TransformersGenerator
+
+    parser = argparse.ArgumentParser(description="Serve a local model over an OpenAI-style API.")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    generator = TransformersGenerator(args.model, device=args.device)
+    generator.warm_up()
+    server, base_url = make_server(generator, args.host, args.port)
+    print(f"serving {args.model} at {base_url} (Ctrl+C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
