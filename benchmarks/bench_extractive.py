@@ -71,8 +71,12 @@ def main() -> None:
             row = run(records, args.target, quantize, cold)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    meta = {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
-            "torch": torch.__version__, "target": args.target}
+    meta = {
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "target": args.target,
+    }
     if args.out:
         with open(args.out, "w") as handle:
             json.dump({"meta": meta, "rows": rows}, handle, indent=1)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ragzip.errors import ModelNotFoundError
 
-__all__ = ["ResolvedModel", "cache_dir", "resolve_model", "SHORT_NAMES"]
+__all__ = ["SHORT_NAMES", "ResolvedModel", "cache_dir", "resolve_model"]
 
 SHORT_NAMES = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2",
@@ -95,7 +95,9 @@ def _convert_gguf(folder: Path, filename: str, target: Path) -> None:
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
     extra = {}
-    if hasattr(transformers, "GgufConfig"):  # transformers 5 keeps GGUF weights quantized unless told
+    if hasattr(
+        transformers, "GgufConfig"
+    ):  # transformers 5 keeps GGUF weights quantized unless told
         extra["quantization_config"] = transformers.GgufConfig(dequantize=True)
     model = transformers.AutoModelForCausalLM.from_pretrained(
         str(folder), gguf_file=filename, **extra

@@ -8,20 +8,103 @@ over-long sentences (split at clause boundaries, then at word boundaries).
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+
+import numpy as np
 
 from ragzip.types import Span
 
-__all__ = ["decode_text", "segment", "sentences"]
+__all__ = ["decode_text", "scrub", "segment", "sentences", "term_overlap"]
 
 _ABBREVIATIONS = frozenset(
-    """
-    mr mrs ms dr prof sr jr st mt ft vs etc al approx dept est fig figs no nos vol vols
-    ed eds rev gen col lt sgt capt cmdr gov sen rep pres inc ltd co corp jan feb mar apr
-    jun jul aug sep sept oct nov dec mon tue tues wed thu thurs fri sat sun e.g i.e cf viz
-    ca op pp p ch sec art para ref dist univ assn bros est govt natl intl u.s u.k u.n
-    """.split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "mt",
+        "ft",
+        "vs",
+        "etc",
+        "al",
+        "approx",
+        "dept",
+        "est",
+        "fig",
+        "figs",
+        "no",
+        "nos",
+        "vol",
+        "vols",
+        "ed",
+        "eds",
+        "rev",
+        "gen",
+        "col",
+        "lt",
+        "sgt",
+        "capt",
+        "cmdr",
+        "gov",
+        "sen",
+        "rep",
+        "pres",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "mon",
+        "tue",
+        "tues",
+        "wed",
+        "thu",
+        "thurs",
+        "fri",
+        "sat",
+        "sun",
+        "e.g",
+        "i.e",
+        "cf",
+        "viz",
+        "ca",
+        "op",
+        "pp",
+        "p",
+        "ch",
+        "sec",
+        "art",
+        "para",
+        "ref",
+        "dist",
+        "univ",
+        "assn",
+        "bros",
+        "est",
+        "govt",
+        "natl",
+        "intl",
+        "u.s",
+        "u.k",
+        "u.n",
+    ]
 )
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace.
 _BOUNDARY = re.compile(r"([.!?\u2026]+)([\"'\u201d\u2019)\]]*)(\s+)")
@@ -172,3 +255,85 @@ def segment(text: str, max_words: int = 60) -> list[Span]:
 def sentences(text: str, max_words: int = 60) -> list[str]:
     """The sentences of ``text`` as strings (see :func:`segment`)."""
     return [text[s.start : s.end] for s in segment(text, max_words)]
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_WORD = re.compile(r"\w+")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "who",
+        "what",
+        "when",
+        "where",
+        "which",
+        "why",
+        "how",
+        "did",
+        "does",
+        "do",
+        "many",
+        "much",
+        "whose",
+        "whom",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "as",
+        "his",
+        "her",
+        "their",
+        "they",
+        "he",
+        "she",
+        "we",
+        "you",
+        "i",
+        "me",
+        "my",
+        "our",
+        "your",
+        "not",
+        "no",
+    ]
+)
+
+
+def scrub(text: str) -> str:
+    """Replaces lone surrogates (legal in Python and JSON, rejected by tokenizers) with U+FFFD."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def term_overlap(query: str, texts: Sequence[str]) -> np.ndarray:
+    """IDF-weighted share of the query's content words each text contains (0..1)."""
+    terms = {w for w in _WORD.findall(query.lower()) if w not in _STOPWORDS}
+    if not terms or not texts:
+        return np.zeros(len(texts), dtype=np.float64)
+    present = [terms.intersection(_WORD.findall(t.lower())) for t in texts]
+    df = {w: sum(w in p for p in present) for w in terms}
+    idf = {w: math.log(1 + len(texts) / (df[w] + 0.5)) for w in terms}
+    total = sum(idf.values())
+    return np.array([sum(idf[w] for w in p) / total for p in present], dtype=np.float64)

@@ -101,7 +101,8 @@ class Budget:
     """How much context may remain after compression.
 
     Give a compression ``ratio`` (original / compressed, e.g. ``4.0`` keeps a quarter), a
-    ``tokens`` ceiling, or both (the stricter one wins). ``keep`` lists strings and ``keep_patterns``
+    ``tokens`` ceiling, or both (the stricter one wins). ``keep`` lists strings and
+    ``keep_patterns``
     regular expressions whose occurrences must survive; compressors that cannot split text (the
     extractive one keeps whole sentences) keep the units that contain them first.
 
@@ -146,7 +147,7 @@ class Budget:
         """The token ceiling for a context of ``tokens_before`` tokens."""
         limits = []
         if self.ratio is not None:
-            limits.append(int(math.floor(tokens_before / self.ratio)))
+            limits.append(math.floor(tokens_before / self.ratio))
         if self.tokens is not None:
             limits.append(self.tokens)
         return max(0, min(limits))

@@ -108,8 +108,11 @@ def load_corpus(inputs: list[str], chunk_words: int) -> list[Document]:
             text = decode_text(path.read_bytes())
             for i, passage in enumerate(_chunk(text, chunk_words)):
                 docs.append(
-                    Document(passage, id=f"{path.name}:{i}", metadata={"title": path.stem,
-                                                                       "source": str(path)})
+                    Document(
+                        passage,
+                        id=f"{path.name}:{i}",
+                        metadata={"title": path.stem, "source": str(path)},
+                    )
                 )
     if not docs:
         raise InvalidInputError(f"no documents found in {inputs} (.txt, .md, .jsonl, .json)")
@@ -224,15 +227,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     records = load_jsonl(args.file)[: args.limit] if args.limit else load_jsonl(args.file)
     compressor = _compressor(args, tokenizer="words")
     if getattr(compressor, "tokenizer", "words") != "words":
-        print("warning: the benchmark counts whitespace words; use tokenizer='words'",
-              file=sys.stderr)
+        print(
+            "warning: the benchmark counts whitespace words; use tokenizer='words'", file=sys.stderr
+        )
     with contextlib.ExitStack() as stack:
         out = None
         if args.predictions:
             Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)
             out = stack.enter_context(open(args.predictions, "w", encoding="utf-8"))
         summary = run_eval(
-            args.task, records, compressor, args.target, predictions=out, progress=sys.stderr.isatty()
+            args.task,
+            records,
+            compressor,
+            args.target,
+            predictions=out,
+            progress=sys.stderr.isatty(),
         )
     if args.json:
         print(json.dumps({"compressor": compressor.to_dict(), **summary.to_dict()}))

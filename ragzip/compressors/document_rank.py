@@ -20,7 +20,7 @@ from ragzip.middleware.registry import compressors
 from ragzip.middleware.tokens import DEFAULT_COUNTER
 from ragzip.types import CompressedDocument, Document, Span
 
-__all__ = ["DocumentRanker", "DocumentRankCompressor"]
+__all__ = ["DocumentRankCompressor", "DocumentRanker"]
 
 
 class DocumentRanker:
@@ -136,5 +136,7 @@ class DocumentRankCompressor(BaseCompressor):
             full = CompressedDocument(
                 doc.text, doc.id, (Span(0, len(doc.text)),), float(scores[i]), doc.metadata
             )
-            kept.append(full if share >= request.tokens[i] else truncate(full, share, request.counter))
+            kept.append(
+                full if share >= request.tokens[i] else truncate(full, share, request.counter)
+            )
         return MethodOutput(kept, {"document_scores": [float(s) for s in scores]})

@@ -29,7 +29,7 @@ from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
 from ragzip.middleware.budget import standardize
 from ragzip.middleware.registry import compressors
 from ragzip.middleware.tokens import DEFAULT_COUNTER
-from ragzip.text import segment
+from ragzip.text import segment, term_overlap
 from ragzip.types import CompressedDocument, Span
 
 __all__ = ["ExtractiveCompressor"]
@@ -43,6 +43,15 @@ class _Units:
     spans: list[Span]
     texts: list[str]
     tokens: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> _Units:
+        keep = np.sort(keep)
+        return _Units(
+            self.owner[keep],
+            [self.spans[j] for j in keep],
+            [self.texts[j] for j in keep],
+            self.tokens[keep],
+        )
 
 
 @compressors.register("extractive")
@@ -66,6 +75,8 @@ class ExtractiveCompressor(BaseCompressor):
         dedup_threshold: Skip sentences whose cosine similarity to a kept one exceeds this.
         min_relevance: Selective augmentation threshold (cosine); ``None`` always returns text.
         max_sentence_words: Longer sentences are split at clauses.
+        max_sentences: Most sentences the encoder scores per call; beyond it a lexical
+            pre-filter (query terms, IDF-weighted) picks which (huge inputs stay bounded).
         quantize: ``"int8"`` for dynamic int8 encoders on CPU (faster, slightly different).
         tokenizer: Token counter name.
 
@@ -94,6 +105,7 @@ class ExtractiveCompressor(BaseCompressor):
         dedup_threshold: float = 0.95,
         min_relevance: float | None = None,
         max_sentence_words: int = 60,
+        max_sentences: int = 2048,
         quantize: str | None = None,
         tokenizer: str = DEFAULT_COUNTER,
     ) -> None:
@@ -112,17 +124,31 @@ class ExtractiveCompressor(BaseCompressor):
         self.dedup_threshold = dedup_threshold
         self.min_relevance = min_relevance
         self.max_sentence_words = max_sentence_words
+        self.max_sentences = max_sentences
         self.quantize = quantize
         self.ranker = DocumentRanker(encoder, quantize=quantize)
         self._sentence_encoder: BiEncoder | None = None
         self._cross: object | None = None
 
     def params(self) -> dict[str, object]:
-        names = (
-            "encoder cross_encoder rerank_top doc_stage doc_weight min_candidates "
-            "candidate_factor whole_share context_window include_title title_context "
-            "dedup_threshold min_relevance max_sentence_words quantize"
-        ).split()
+        names = [
+            "encoder",
+            "cross_encoder",
+            "rerank_top",
+            "doc_stage",
+            "doc_weight",
+            "min_candidates",
+            "candidate_factor",
+            "whole_share",
+            "context_window",
+            "include_title",
+            "title_context",
+            "dedup_threshold",
+            "min_relevance",
+            "max_sentence_words",
+            "max_sentences",
+            "quantize",
+        ]
         return {**super().params(), **{n: getattr(self, n) for n in names}}
 
     @property
@@ -151,6 +177,8 @@ class ExtractiveCompressor(BaseCompressor):
             candidates = self._candidates(request, order)
         with request.timer("segment"):
             units = self._segment(request, candidates)
+            if len(units.texts) > self.max_sentences:
+                units = self._prefilter(request, units)
         if not units.texts:
             return MethodOutput([], {"augmented": False})
         with request.timer("sentences"):
@@ -174,7 +202,8 @@ class ExtractiveCompressor(BaseCompressor):
         if not self.doc_stage:
             return order
         wanted = self.candidate_factor * request.limit
-        picked, total = [], 0
+        picked: list[int] = []
+        total = 0
         for i in order:
             if len(picked) >= self.min_candidates and total >= wanted:
                 break
@@ -194,6 +223,14 @@ class ExtractiveCompressor(BaseCompressor):
                 texts.append(text[span.start : span.end])
         tokens = np.array([request.count(t) for t in texts], dtype=np.int64)
         return _Units(np.array(owner, dtype=np.int64), spans, texts, tokens)
+
+    def _prefilter(self, request: Request, units: _Units) -> _Units:
+        """Keeps the ``max_sentences`` sentences sharing the most query terms (IDF-weighted),
+        must-keep ones first, so huge inputs cost a bounded number of encoder passes."""
+        lexical = term_overlap(request.query, units.texts)
+        forced = np.array([request.budget.must_keep(t) for t in units.texts], dtype=bool)
+        order = np.lexsort((np.arange(len(units.texts)), -lexical, ~forced))
+        return units.subset(order[: self.max_sentences])
 
     def _encoder_inputs(self, request: Request, units: _Units) -> list[str]:
         if not self.title_context:

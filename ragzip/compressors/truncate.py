@@ -23,7 +23,9 @@ class TruncateCompressor(BaseCompressor):
         for doc, tokens in zip(request.documents, request.tokens, strict=True):
             if left <= 0:
                 break
-            full = CompressedDocument(doc.text, doc.id, (Span(0, len(doc.text)),), None, doc.metadata)
+            full = CompressedDocument(
+                doc.text, doc.id, (Span(0, len(doc.text)),), None, doc.metadata
+            )
             kept.append(full if tokens <= left else truncate(full, left, request.counter))
             left -= tokens
         return MethodOutput(kept)

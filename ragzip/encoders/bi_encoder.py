@@ -12,6 +12,7 @@ import numpy as np
 
 from ragzip._optional import require
 from ragzip.models import resolve_model
+from ragzip.text import scrub
 
 __all__ = ["BiEncoder", "EmbeddingCache", "get_bi_encoder"]
 
@@ -28,7 +29,9 @@ class EmbeddingCache:
 
     @staticmethod
     def key(model: str, text: str) -> bytes:
-        return hashlib.blake2b(f"{model}\x00{text}".encode("utf-8", "replace"), digest_size=16).digest()
+        return hashlib.blake2b(
+            f"{model}\x00{text}".encode("utf-8", "replace"), digest_size=16
+        ).digest()
 
     def get(self, key: bytes) -> np.ndarray | None:
         with self._lock:
@@ -110,7 +113,9 @@ class BiEncoder:
             model.max_seq_length = self.max_seq_length
         if self.quantize == "int8":
             torch = require("torch")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
         elif self.quantize is not None:
             from ragzip.errors import ConfigError
 
@@ -148,8 +153,11 @@ class BiEncoder:
         return np.stack([f for f in found if f is not None]).astype(np.float32, copy=False)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        # The model reads max_seq_length tokens: cut long texts first (tokenizing megabytes only
+        # to throw them away is slow), and scrub lone surrogates that tokenizers reject.
+        limit = 12 * (self.max_seq_length or 512)
         vectors = self.model.encode(
-            texts,
+            [scrub(t[:limit]) for t in texts],
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,

@@ -10,6 +10,7 @@ import numpy as np
 
 from ragzip._optional import require
 from ragzip.models import resolve_model
+from ragzip.text import scrub
 
 __all__ = ["CrossEncoderScorer"]
 
@@ -54,7 +55,9 @@ class CrossEncoderScorer:
         if not passages:
             return np.zeros(0, dtype=np.float32)
         scores = self.model.predict(
-            [(query, p) for p in passages], batch_size=self.batch_size, show_progress_bar=False
+            [(scrub(query), scrub(p[: 12 * self.max_length])) for p in passages],
+            batch_size=self.batch_size,
+            show_progress_bar=False,
         )
         arr = np.asarray(scores, dtype=np.float32)
         return arr if arr.ndim == 1 else arr[:, -1]

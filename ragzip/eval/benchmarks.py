@@ -24,7 +24,7 @@ from ragzip.errors import InvalidInputError
 from ragzip.middleware.base import Compressor
 from ragzip.types import Budget, Document
 
-__all__ = ["EvalSummary", "TASKS", "load_jsonl", "run_eval"]
+__all__ = ["TASKS", "EvalSummary", "load_jsonl", "run_eval"]
 
 BUDGET_SLACK = 0.95
 _PUNCT = set(string.punctuation)
@@ -37,7 +37,7 @@ def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"benchmark file not found: {path}")
-    opener: Callable[..., TextIO] = gzip.open if path.suffix == ".gz" else open  # type: ignore[assignment]
+    opener: Callable[..., TextIO] = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
@@ -159,7 +159,7 @@ def run_eval(
     seconds: list[float] = []
     for record in _progress(rows, progress, task):
         original_words = len(spec.context(record).split())
-        words = int(math.floor(original_words / target))
+        words = math.floor(original_words / target)
         query, docs = spec.request(record)
         start = time.perf_counter()
         result = compressor.compress(query, docs, Budget(tokens=words))

@@ -107,7 +107,7 @@ class BaseCompressor(ABC):
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.name, "params": self.params()}
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027 - optional hook, a no-op for model-free methods
         """Loads models ahead of the first call (optional)."""
 
     @property

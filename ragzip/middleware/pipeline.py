@@ -93,9 +93,9 @@ class Pipeline:
         prompt: PromptTemplate | None = None,
         max_tokens: int = 128,
     ) -> None:
-        if isinstance(compressor, str | Mapping):
-            compressor = compressors.build(compressor)
-        self.compressor: Compressor = compressor
+        self.compressor: Compressor = (
+            compressors.build(compressor) if isinstance(compressor, str | Mapping) else compressor
+        )
         self.retriever = retriever
         self.generator = generator
         self.budget = Budget.of(budget)
@@ -112,8 +112,16 @@ class Pipeline:
         from ragzip.generators.registry import generators
         from ragzip.retrievers.registry import retrievers
 
-        known = {"compressor", "retriever", "generator", "budget", "top_k", "min_score",
-                 "prompt", "max_tokens"}
+        known = {
+            "compressor",
+            "retriever",
+            "generator",
+            "budget",
+            "top_k",
+            "min_score",
+            "prompt",
+            "max_tokens",
+        }
         unknown = set(config) - known
         if unknown:
             raise ConfigError(f"unknown pipeline keys {sorted(unknown)}; known: {sorted(known)}")

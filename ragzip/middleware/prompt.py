@@ -36,7 +36,10 @@ class PromptTemplate:
     no_context: str = NO_CONTEXT_USER
 
     def __post_init__(self) -> None:
-        for name, fields in (("user", ("{context}", "{question}")), ("no_context", ("{question}",))):
+        for name, fields in (
+            ("user", ("{context}", "{question}")),
+            ("no_context", ("{question}",)),
+        ):
             value = getattr(self, name)
             missing = [f for f in fields if f not in value]
             if missing:

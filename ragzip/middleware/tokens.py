@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from ragzip._optional import require
 from ragzip.errors import ConfigError
 
-__all__ = ["TokenCounter", "get_counter", "DEFAULT_COUNTER"]
+__all__ = ["DEFAULT_COUNTER", "TokenCounter", "get_counter"]
 
 DEFAULT_COUNTER = "approx"
 
