@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
+from ragzip.encoders.bi_encoder import BiEncoder, document_text, get_bi_encoder
 from ragzip.middleware.base import BaseCompressor, MethodOutput, Request, truncate
 from ragzip.middleware.budget import allocate
 from ragzip.middleware.registry import compressors
@@ -45,15 +45,11 @@ class DocumentRanker:
             self._encoder = get_bi_encoder(self.encoder_name, quantize=self.quantize)
         return self._encoder
 
-    @staticmethod
-    def doc_text(doc: Document) -> str:
-        return f"{doc.title}. {doc.text}" if doc.title else doc.text
-
     def score(self, query_vector: np.ndarray, documents: Sequence[Document]) -> np.ndarray:
         """Cosine similarity of each document to the (already encoded) query."""
         if not documents:
             return np.zeros(0, dtype=np.float32)
-        vectors = self.encoder.encode([self.doc_text(d) for d in documents])
+        vectors = self.encoder.encode([document_text(d) for d in documents])
         return vectors @ query_vector
 
 

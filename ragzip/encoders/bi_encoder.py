@@ -14,7 +14,17 @@ from ragzip._optional import require
 from ragzip.models import resolve_model
 from ragzip.text import scrub
 
-__all__ = ["BiEncoder", "EmbeddingCache", "get_bi_encoder"]
+__all__ = ["BiEncoder", "EmbeddingCache", "document_text", "get_bi_encoder"]
+
+
+def document_text(doc: Any) -> str:
+    """The text a document is embedded as, everywhere: ``"title. text"`` when it has a title.
+
+    The FAISS index and the compressors' document stage embed the same string with the same
+    shared encoder, so vectors computed at indexing time are reused at query time.
+    """
+    title = doc.title if hasattr(doc, "title") else ""
+    return f"{title}. {doc.text}" if title else str(doc.text)
 
 
 class EmbeddingCache:
@@ -151,6 +161,14 @@ class BiEncoder:
                     found[i] = fresh[text]
                     self.cache.put(keys[i], fresh[text])
         return np.stack([f for f in found if f is not None]).astype(np.float32, copy=False)
+
+    def prime(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Stores embeddings computed elsewhere by this same model (e.g. a FAISS index's rows)."""
+        if self.cache is None:
+            return
+        name = self._cache_name()
+        for text, vector in zip(texts, vectors, strict=True):
+            self.cache.put(EmbeddingCache.key(name, text), np.asarray(vector, dtype=np.float32))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         # The model reads max_seq_length tokens: cut long texts first (tokenizing megabytes only

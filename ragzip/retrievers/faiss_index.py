@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from ragzip._optional import require
-from ragzip.encoders.bi_encoder import get_bi_encoder
+from ragzip.encoders.bi_encoder import document_text, get_bi_encoder
 from ragzip.errors import ConfigError, IndexStoreError, InvalidInputError
 from ragzip.retrievers._store import (
     MANIFEST,
@@ -155,7 +155,8 @@ class FaissRetriever(BaseRetriever):
             new = normalize_documents(documents, self._ids, len(self._documents))
         if not new:
             return
-        vectors = self._embed([d.text for d in new], show_progress)
+        texts = [document_text(d) for d in new]
+        vectors = self._embed(texts, show_progress)
         with self._lock:
             clash = next((d.id for d in new if d.id in self._ids), None)
             if clash is not None:  # another thread added the same id meanwhile
@@ -173,6 +174,14 @@ class FaissRetriever(BaseRetriever):
             self._index.add(vectors)
             self._documents.extend(new)
             self._ids.update(d.id for d in new)
+        self._prime(texts, vectors)
+
+    def _prime(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Shares the document vectors with the encoder's cache, so a compressor's document
+        stage on the same encoder reuses them instead of encoding retrieved documents again."""
+        prime = getattr(self.encoder, "prime", None)
+        if prime is not None and self.metric == "ip":
+            prime(texts, vectors)
 
     def _embed(self, texts: list[str], show_progress: bool | None = None) -> np.ndarray:
         show = self.show_progress if show_progress is None else show_progress
@@ -350,6 +359,10 @@ class FaissRetriever(BaseRetriever):
         retriever._index = retriever._to_device(index)
         retriever._documents = documents
         retriever._ids = ids
+        if retriever.metric == "ip" and index.ntotal and hasattr(index, "reconstruct_n"):
+            retriever._prime(
+                [document_text(d) for d in documents], index.reconstruct_n(0, index.ntotal)
+            )
         return retriever
 
 
