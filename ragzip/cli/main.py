@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--question", action="append", default=None, help="ask this instead")
     _add_compressor_args(p)
     _add_generator_args(p)
+    p.set_defaults(max_tokens=48)
 
     p = sub.add_parser("eval", help="score a compressor on nq20 or code-needle files")
     p.add_argument("task", choices=["nq20", "code-needle"])
