@@ -161,10 +161,14 @@ def cmd_compress(args: argparse.Namespace) -> int:
 def _pipeline(args: argparse.Namespace, retriever: Any) -> Any:
     from ragzip.middleware.pipeline import Pipeline
 
+    generator = _generator(args)
+    defaults = {}
+    if args.generator == "transformers":  # count tokens as the generator will see them
+        defaults["tokenizer"] = f"hf:{args.model or 'smollm2-135m'}"
     return Pipeline(
-        _compressor(args),
+        _compressor(args, **defaults),
         retriever,
-        _generator(args),
+        generator,
         budget=Budget(ratio=args.ratio),
         top_k=args.top_k,
         max_tokens=args.max_tokens,

@@ -139,6 +139,14 @@ class Pipeline:
             max_tokens=int(config.get("max_tokens", 128)),
         )
 
+    @classmethod
+    def from_file(cls, path: str) -> Pipeline:
+        """Builds a pipeline from a JSON or YAML file holding the same keys as
+        :meth:`from_config`."""
+        from ragzip.middleware.registry import load_spec
+
+        return cls.from_config(load_spec(path))
+
     def to_dict(self) -> dict[str, Any]:
         def spec(component: Any) -> Any:
             return component.to_dict() if component is not None else None

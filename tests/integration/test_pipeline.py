@@ -92,3 +92,16 @@ def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "retrieved" in out and "compressed" in out and "answer:" in out
     assert "Mitochondri" in out
+
+
+def test_from_yaml_file(tmp_path, retriever: FaissRetriever) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "compressor:\n  type: extractive\n  params: {tokenizer: words, context_window: 1}\n"
+        "budget: {ratio: 2}\ntop_k: 3\n"
+    )
+    pipe = Pipeline.from_file(str(path))
+    assert pipe.compressor.to_dict()["params"]["context_window"] == 1
+    assert pipe.top_k == 3 and pipe.budget.ratio == 2.0
+    out = pipe.run("What pigment absorbs light?", [d.text for d in corpus()[:4]])
+    assert "chlorophyll" in out.context
