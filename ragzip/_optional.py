@@ -23,6 +23,7 @@ _HINTS: dict[str, tuple[str, str]] = {
     "llmlingua": ("llmlingua", "llmlingua"),
     "tree_sitter": ("tree-sitter", "code"),
     "yaml": ("pyyaml", "base install"),
+    "llama_index": ("llama-index-core", "llamaindex"),
 }
 
 

@@ -41,9 +41,10 @@ nothing else is needed. Code that drives :class:`ChatProxy` itself calls
 ``data: [DONE]``) and ``GET /v1/models``.
 
 Example:
+    >>> from types import SimpleNamespace
     >>> from fastapi import FastAPI
     >>> from ragzip.adapters.proxy import create_proxy_router
-    >>> settings = types.SimpleNamespace(upstream_url="http://127.0.0.1:8000/v1")
+    >>> settings = SimpleNamespace(upstream_url="http://127.0.0.1:8000/v1", compressor="extractive")
     >>> app = FastAPI()
     >>> app.include_router(create_proxy_router(settings))
 """
@@ -313,7 +314,8 @@ class ChatProxy:
         budget: Default budget, instead of the settings' one.
 
     Raises:
-        ConfigError: the upstream URL is missing or not http(s).
+        ConfigError: the upstream URL is missing or not http(s), or the compressor spec or
+            budget is invalid.
 
     Example:
         >>> proxy = ChatProxy(settings)
@@ -341,9 +343,13 @@ class ChatProxy:
         if budget is None:
             budget = getattr(settings, "budget", None) or getattr(settings, "default_budget", None)
         self.budget: BudgetLike = _plain_spec(budget) if budget is not None else DEFAULT_BUDGET
-        Budget.of(self.budget)  # fail at startup, not on the first request
+        try:
+            Budget.of(self.budget)  # fail at startup, not on the first request
+        except (InvalidInputError, TypeError) as exc:
+            raise ConfigError(f"invalid proxy budget {self.budget!r}: {exc}") from exc
         self.allow_request_compressor = bool(getattr(settings, "allow_request_compressor", True))
-        self._default = compressor
+        # Constructors are cheap (models load on first use): build now so a bad spec fails here.
+        self._default: Compressor = compressor or compressors.build(self.compressor_spec)
         self._built: dict[str, Compressor] = {}
         self._lock = threading.Lock()
         self._client: httpx.AsyncClient | None = None
@@ -385,9 +391,8 @@ class ChatProxy:
     # -- compression ---------------------------------------------------------------------------
     def compressor_for(self, spec: str | Mapping[str, Any] | None) -> Compressor:
         """The default compressor, or one built (and cached) from a request's spec."""
-        if spec is None and self._default is not None:
+        if spec is None:
             return self._default
-        spec = self.compressor_spec if spec is None else spec
         key = json.dumps(spec, sort_keys=True, default=str)
         with self._lock:
             built = self._built.get(key)
@@ -519,7 +524,8 @@ def create_proxy_router(
     shared upstream client on shutdown.
 
     Raises:
-        ConfigError: ``settings.upstream_url`` is missing or not http(s).
+        ConfigError: ``settings.upstream_url`` is missing or not http(s), or the compressor
+            spec or budget in ``settings`` is invalid.
     """
     return ChatProxy(settings, compressor=compressor, budget=budget).router
 

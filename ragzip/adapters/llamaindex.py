@@ -1,0 +1,211 @@
+"""LlamaIndex adapter: a ragzip compressor as a node postprocessor.
+
+Needs ``pip install 'ragzip[llamaindex]'``; importing this module without it raises
+:class:`~ragzip.errors.MissingDependencyError`.
+
+Example:
+    >>> from ragzip.adapters.llamaindex import RagzipNodePostprocessor
+    >>> postprocessor = RagzipNodePostprocessor("extractive", budget=4)
+    >>> query_engine = index.as_query_engine(node_postprocessors=[postprocessor])
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ragzip.errors import ConfigError, InvalidInputError, MissingDependencyError
+from ragzip.middleware.base import BudgetLike, Compressor
+from ragzip.middleware.pipeline import Pipeline
+from ragzip.middleware.registry import compressors
+from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
+
+try:
+    from llama_index.core.bridge.pydantic import ConfigDict, Field, field_validator, model_validator
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import (
+        ImageNode,
+        MetadataMode,
+        NodeWithScore,
+        QueryBundle,
+        TextNode,
+    )
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError(
+        f"llama-index-core is needed for the LlamaIndex adapter but cannot be imported ({exc}). "
+        "Install it: pip install 'ragzip[llamaindex]'"
+    ) from exc
+
+__all__ = ["RagzipNodePostprocessor"]
+
+PROVENANCE_KEY = "ragzip"
+
+
+def _resolve_compressor(value: Any) -> Compressor:
+    if isinstance(value, Pipeline):
+        return value.compressor
+    if isinstance(value, str | Mapping):
+        built: Compressor = compressors.build(value)
+        return built
+    if isinstance(value, Compressor):
+        return value
+    raise ConfigError(
+        "compressor must be a ragzip compressor, a Pipeline, a registry name or a spec dict, "
+        f"got {type(value).__name__}"
+    )
+
+
+class RagzipNodePostprocessor(BaseNodePostprocessor):
+    """Compresses retrieved nodes with a ragzip compressor, for the query of the bundle.
+
+    Nodes with text are compressed together, within :attr:`budget`; each that keeps any text
+    comes back, in input order and with its score, as a copy whose text is what remains and
+    whose metadata gains a ``"ragzip"`` entry (``source_id``, ``spans``, ``score``, ``ratio``
+    of the whole context, ``compressor``), hidden from the LLM and the embedder. Nodes that
+    keep nothing are dropped; image nodes and nodes without text pass through unchanged.
+    Inputs are never modified.
+
+    Args:
+        compressor: A ragzip compressor, a pipeline (its compressor), a registry name such as
+            ``"extractive"`` or a spec dict. May be passed positionally.
+        budget: A :class:`~ragzip.types.Budget`, a ratio, or a dict of its fields (default 4).
+
+    Example:
+        >>> postprocessor = RagzipNodePostprocessor("extractive", budget={"tokens": 300})
+        >>> postprocessor.postprocess_nodes(nodes, query_str="Who discovered penicillin?")
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    compressor: Compressor
+    budget: Budget = Field(default_factory=lambda: Budget(ratio=4.0))
+
+    def __init__(self, compressor: Any = None, /, **data: Any) -> None:
+        # Resolved here too, so a bad value raises ragzip's own typed error, not pydantic's.
+        if compressor is not None:
+            data["compressor"] = compressor
+        value = data.get("compressor")
+        if isinstance(value, Pipeline) and data.get("budget") is None:
+            data["budget"] = value.budget
+        if value is not None:
+            data["compressor"] = _resolve_compressor(value)
+        if data.get("budget") is not None:
+            data["budget"] = Budget.of(data["budget"])
+        super().__init__(**data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pipeline_budget(cls, data: Any) -> Any:
+        if (
+            isinstance(data, Mapping)
+            and isinstance(data.get("compressor"), Pipeline)
+            and data.get("budget") is None
+        ):
+            data = {**data, "budget": data["compressor"].budget}
+        return data
+
+    @field_validator("compressor", mode="before")
+    @classmethod
+    def _resolve(cls, value: Any) -> Compressor:
+        return _resolve_compressor(value)
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budget(cls, value: BudgetLike) -> Budget:
+        return Budget.of(value)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RagzipNodePostprocessor"
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        texts = _text_positions(nodes)
+        if not texts:
+            return list(nodes)
+        result = self.compressor.compress(
+            _query(query_bundle), _to_ragzip(nodes, texts), self.budget
+        )
+        return _rebuild(nodes, texts, result)
+
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        texts = _text_positions(nodes)
+        if not texts:
+            return list(nodes)
+        result = await self.compressor.acompress(
+            _query(query_bundle), _to_ragzip(nodes, texts), self.budget
+        )
+        return _rebuild(nodes, texts, result)
+
+
+def _query(bundle: QueryBundle | None) -> str:
+    return bundle.query_str if bundle is not None else ""
+
+
+def _text_positions(nodes: Sequence[NodeWithScore]) -> list[int]:
+    if nodes is None or isinstance(nodes, str | bytes | Mapping):
+        raise InvalidInputError("nodes must be a list of NodeWithScore")
+    for i, item in enumerate(nodes):
+        if not isinstance(item, NodeWithScore):
+            raise InvalidInputError(f"node {i} must be a NodeWithScore, got {type(item).__name__}")
+    return [
+        i
+        for i, item in enumerate(nodes)
+        if not isinstance(item.node, ImageNode)
+        and item.node.get_content(metadata_mode=MetadataMode.NONE).strip()
+    ]
+
+
+def _to_ragzip(nodes: Sequence[NodeWithScore], positions: list[int]) -> list[Document]:
+    # Positions as ids: unique by construction, so results map back to nodes exactly.
+    return [
+        Document(
+            nodes[i].node.get_content(metadata_mode=MetadataMode.NONE),
+            id=str(i),
+            metadata=nodes[i].node.metadata,
+        )
+        for i in positions
+    ]
+
+
+def _rebuild(
+    nodes: Sequence[NodeWithScore], positions: list[int], result: CompressionResult
+) -> list[NodeWithScore]:
+    pieces: dict[int, list[CompressedDocument]] = {}
+    for piece in result.documents:
+        pieces.setdefault(int(piece.source_id), []).append(piece)
+    is_text = set(positions)
+    ratio = result.ratio if math.isfinite(result.ratio) else None
+    out = []
+    for i, item in enumerate(nodes):
+        if i not in is_text:
+            out.append(item)
+            continue
+        if i not in pieces:
+            continue
+        kept = pieces[i]
+        scores = [float(p.score) for p in kept if p.score is not None]
+        node = item.node.model_copy(deep=True)
+        node.metadata = {
+            **copy.deepcopy(dict(item.node.metadata)),
+            PROVENANCE_KEY: {
+                "source_id": item.node.node_id,
+                "spans": [[s.start, s.end] for p in kept for s in p.spans],
+                "score": max(scores) if scores else None,
+                "ratio": ratio,
+                "compressor": result.compressor,
+            },
+        }
+        for keys in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
+            if PROVENANCE_KEY not in keys:
+                keys.append(PROVENANCE_KEY)
+        node.set_content(" ".join(p.text for p in kept))
+        if isinstance(node, TextNode):  # offsets into the source no longer fit the new text
+            node.start_char_idx = node.end_char_idx = None
+        out.append(NodeWithScore(node=node, score=item.score))
+    return out
