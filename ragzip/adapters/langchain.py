@@ -32,10 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ragzip._optional import require
+from ragzip.adapters._common import resolve_compressor, resolve_fields
 from ragzip.errors import ConfigError, InvalidInputError
 from ragzip.middleware.base import BudgetLike, Compressor
 from ragzip.middleware.pipeline import Pipeline
-from ragzip.middleware.registry import compressors
 from ragzip.middleware.tokens import get_counter
 from ragzip.retrievers.base import Retriever, check_query
 from ragzip.types import Budget, CompressedDocument, CompressionResult, Document, ScoredDocument
@@ -62,25 +62,6 @@ CompressorLike = Compressor | Pipeline | str | Mapping[str, Any]
 
 PROVENANCE_KEY = "ragzip"
 """Metadata key under which compressed documents carry where they came from."""
-
-
-def resolve_compressor(value: Any) -> Compressor:
-    """The compressor that ``value`` names: itself, a pipeline's, or one the registry builds.
-
-    Raises:
-        ConfigError: ``value`` is none of these.
-    """
-    if isinstance(value, Pipeline):
-        return value.compressor
-    if isinstance(value, str | Mapping):
-        built: Compressor = compressors.build(value)
-        return built
-    if isinstance(value, Compressor):
-        return value
-    raise ConfigError(
-        "compressor must be a ragzip compressor, a Pipeline, a registry name or a spec dict, "
-        f"got {type(value).__name__}"
-    )
 
 
 def _copy_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -131,16 +112,7 @@ class RagzipDocumentCompressor(BaseDocumentCompressor):
 
     def __init__(self, compressor: CompressorLike | None = None, /, **data: Any) -> None:
         # Resolved here too, so a bad value raises ragzip's own typed error, not pydantic's.
-        if compressor is not None:
-            data["compressor"] = compressor
-        value = data.get("compressor")
-        if isinstance(value, Pipeline) and data.get("budget") is None:
-            data["budget"] = value.budget
-        if value is not None:
-            data["compressor"] = resolve_compressor(value)
-        if data.get("budget") is not None:
-            data["budget"] = Budget.of(data["budget"])
-        super().__init__(**data)
+        super().__init__(**resolve_fields(compressor, data))
 
     @model_validator(mode="before")
     @classmethod

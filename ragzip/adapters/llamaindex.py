@@ -16,10 +16,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ragzip.errors import ConfigError, InvalidInputError, MissingDependencyError
+from ragzip.adapters._common import resolve_compressor, resolve_fields
+from ragzip.errors import InvalidInputError, MissingDependencyError
 from ragzip.middleware.base import BudgetLike, Compressor
 from ragzip.middleware.pipeline import Pipeline
-from ragzip.middleware.registry import compressors
 from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
 
 try:
@@ -41,20 +41,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = ["RagzipNodePostprocessor"]
 
 PROVENANCE_KEY = "ragzip"
-
-
-def _resolve_compressor(value: Any) -> Compressor:
-    if isinstance(value, Pipeline):
-        return value.compressor
-    if isinstance(value, str | Mapping):
-        built: Compressor = compressors.build(value)
-        return built
-    if isinstance(value, Compressor):
-        return value
-    raise ConfigError(
-        "compressor must be a ragzip compressor, a Pipeline, a registry name or a spec dict, "
-        f"got {type(value).__name__}"
-    )
 
 
 class RagzipNodePostprocessor(BaseNodePostprocessor):
@@ -84,16 +70,7 @@ class RagzipNodePostprocessor(BaseNodePostprocessor):
 
     def __init__(self, compressor: Any = None, /, **data: Any) -> None:
         # Resolved here too, so a bad value raises ragzip's own typed error, not pydantic's.
-        if compressor is not None:
-            data["compressor"] = compressor
-        value = data.get("compressor")
-        if isinstance(value, Pipeline) and data.get("budget") is None:
-            data["budget"] = value.budget
-        if value is not None:
-            data["compressor"] = _resolve_compressor(value)
-        if data.get("budget") is not None:
-            data["budget"] = Budget.of(data["budget"])
-        super().__init__(**data)
+        super().__init__(**resolve_fields(compressor, data))
 
     @model_validator(mode="before")
     @classmethod
@@ -109,7 +86,7 @@ class RagzipNodePostprocessor(BaseNodePostprocessor):
     @field_validator("compressor", mode="before")
     @classmethod
     def _resolve(cls, value: Any) -> Compressor:
-        return _resolve_compressor(value)
+        return resolve_compressor(value)
 
     @field_validator("budget", mode="before")
     @classmethod
