@@ -5,7 +5,8 @@ twice: with its own documents (answerable: nq20 always holds the gold passage) a
 documents of an unrelated record. The table shows, per threshold, the share of answerable
 questions that keep their context and the share of unrelated retrievals that are dropped.
 
-    .venv/bin/python benchmarks/calibrate_relevance.py ../shared/bench/nq20-dev.jsonl.gz --records 300
+    .venv/bin/python benchmarks/calibrate_relevance.py \
+        ../shared/bench/nq20-dev.jsonl.gz --records 300
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ def main() -> None:
         unrelated.append(comp.compress(query, other, Budget(ratio=10)).info["relevance"])
     pos, neg = np.array(own), np.array(unrelated)
     rows = [
-        {"min_relevance": t, "answerable_kept": round(float((pos >= t).mean()), 3),
-         "unrelated_dropped": round(float((neg < t).mean()), 3)}
+        {
+            "min_relevance": t,
+            "answerable_kept": round(float((pos >= t).mean()), 3),
+            "unrelated_dropped": round(float((neg < t).mean()), 3),
+        }
         for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
     ]
     for row in rows:

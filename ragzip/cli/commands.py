@@ -252,3 +252,82 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(summary.line())
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Runs the REST sidecar until Ctrl-C / SIGTERM.
+
+    On a signal uvicorn stops accepting connections and lets in-flight requests finish for up
+    to ``graceful_shutdown_s`` seconds before it closes the rest and runs the app's shutdown.
+    """
+    from ragzip._optional import require
+
+    uvicorn = require("uvicorn", "the REST server")
+    require("fastapi", "the REST server")
+    from pydantic import ValidationError
+
+    from ragzip.adapters.rest import ServerSettings, create_app
+
+    try:
+        settings = ServerSettings.load(
+            args.config,
+            host=args.host,
+            port=args.port,
+            index_dir=args.index,
+            api_key=args.api_key,
+            compressor=args.compressor,
+            generator=args.generator,
+            upstream_url=args.upstream_url,
+            serve_local_generator=args.serve_local_generator,
+            max_concurrency=args.max_concurrency,
+            max_queue=args.max_queue,
+            request_timeout_s=args.request_timeout,
+            max_body_bytes=args.max_body_bytes,
+            warm_up=args.warm_up,
+            graceful_shutdown_s=args.graceful_shutdown,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"invalid server settings: {exc}") from exc
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,
+    )
+    return 0
+
+
+def cmd_train_pruner(args: argparse.Namespace) -> int:
+    """Trains a token pruner by data distillation and prints its report."""
+    from ragzip.compressors.token_prune.train import TrainConfig, train_pruner
+
+    config = TrainConfig(
+        out=args.out,
+        corpus=tuple(args.corpus),
+        base=args.base,
+        teacher=args.teacher,
+        teacher_model=args.teacher_model,
+        base_url=args.base_url,
+        keep_rate=args.keep_rate,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_length=args.max_length,
+        passage_words=args.passage_words,
+        max_passages=args.max_passages,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    report = train_pruner(config)
+    val = report["val"]
+    print(
+        f"trained on {report['train_examples']} passages ({report['teacher']} teacher); "
+        f"validation F1 {val['f1']:.3f} (precision {val['precision']:.3f}, "
+        f"recall {val['recall']:.3f}); saved to {args.out}"
+    )
+    params = json.dumps({"model": args.out})
+    print(f"use it: ragzip compress --compressor token-prune --params '{params}'")
+    return 0

@@ -40,6 +40,11 @@ def _add_generator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=96)
 
 
+def _spec_arg(value: str) -> str | dict[str, object]:
+    """A component name, or a JSON spec like '{"type": "extractive", "params": {...}}'."""
+    return _json_arg(value) if value.lstrip().startswith("{") else value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ragzip", description="Compress retrieved context before it reaches the LLM."
@@ -88,6 +93,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compressor_args(p)
 
     sub.add_parser("compressors", help="list registered compressors and their parameters")
+
+    p = sub.add_parser("serve", help="run the REST sidecar (FastAPI on uvicorn; ragzip[server])")
+    p.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
+    p.add_argument("--config", default=None, help="YAML/JSON file of server settings")
+    p.add_argument("--index", default=None, help="FAISS index directory for retrieve/query")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
+    p.add_argument("--compressor", type=_spec_arg, default=None, help="default compressor spec")
+    p.add_argument("--generator", type=_spec_arg, default=None, help="generator spec for query")
+    p.add_argument("--upstream-url", default=None, help="mount the chat proxy to this /v1 URL")
+    p.add_argument("--serve-local-generator", action="store_true", default=None)
+    p.add_argument("--max-concurrency", type=int, default=None)
+    p.add_argument("--max-queue", type=int, default=None)
+    p.add_argument("--request-timeout", type=float, default=None, help="seconds (504 beyond)")
+    p.add_argument("--max-body-bytes", type=int, default=None)
+    p.add_argument("--no-warm-up", dest="warm_up", action="store_false", default=None)
+    p.add_argument("--graceful-shutdown", type=float, default=None, help="seconds (default 30)")
+    p.add_argument("--log-level", default="info")
+
+    p = sub.add_parser(
+        "train-pruner", help="distil word keep/drop labels from a teacher and train a pruner"
+    )
+    p.add_argument("--out", required=True, help="directory to write the trained pruner to")
+    p.add_argument("--corpus", action="append", default=[], help="JSONL/JSON/text file (repeat)")
+    p.add_argument("--base", default="minilm", help="student encoder (default minilm)")
+    p.add_argument("--teacher", default="surprisal", choices=["surprisal", "openai"])
+    p.add_argument("--teacher-model", default="smollm2-135m", help="teacher LM name")
+    p.add_argument("--base-url", default=None, help="OpenAI-compatible /v1 URL (openai teacher)")
+    p.add_argument("--keep-rate", type=float, default=0.5, help="share of words labelled keep")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--max-length", type=int, default=256, help="student tokens per example")
+    p.add_argument("--passage-words", type=int, default=120)
+    p.add_argument("--max-passages", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 

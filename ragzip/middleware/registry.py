@@ -182,5 +182,8 @@ compressors: Registry[Any] = Registry(
         "extractive": "ragzip.compressors.extractive",
         "document-rank": "ragzip.compressors.document_rank",
         "truncate": "ragzip.compressors.truncate",
+        "code": "ragzip.compressors.code",
+        "router": "ragzip.middleware.router",
+        "token-prune": "ragzip.compressors.token_prune",
     },
 )

@@ -29,7 +29,11 @@ def test_compress_reads_jsonl_and_prints_a_result(
             json.dumps(d)
             for d in [
                 {"id": "a", "title": "Everest", "text": "Everest is 8,849 m tall. It is snowy."},
-                {"id": "b", "title": "Coffee", "text": "Coffee contains caffeine. Brazil grows it."},
+                {
+                    "id": "b",
+                    "title": "Coffee",
+                    "text": "Coffee contains caffeine. Brazil grows it.",
+                },
             ]
         )
     )
@@ -65,8 +69,15 @@ def test_eval_nq20_writes_predictions_and_scores(
 ) -> None:
     preds = tmp_path / "preds.jsonl"
     code, out, _ = run_cli(
-        capsys, "eval", "nq20", str(fixtures_dir / "nq20-mini.jsonl"), "--target", "5",
-        "--predictions", str(preds), "--json",
+        capsys,
+        "eval",
+        "nq20",
+        str(fixtures_dir / "nq20-mini.jsonl"),
+        "--target",
+        "5",
+        "--predictions",
+        str(preds),
+        "--json",
     )
     assert code == 0
     summary = json.loads(out)
@@ -80,8 +91,15 @@ def test_eval_code_needle_runs_any_compressor(
     fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run_cli(
-        capsys, "eval", "code-needle", str(fixtures_dir / "code-mini.jsonl"), "--target", "2",
-        "--compressor", "truncate", "--json",
+        capsys,
+        "eval",
+        "code-needle",
+        str(fixtures_dir / "code-mini.jsonl"),
+        "--target",
+        "2",
+        "--compressor",
+        "truncate",
+        "--json",
     )
     assert code == 0
     summary = json.loads(out)
@@ -104,8 +122,16 @@ def test_index_then_ask_without_a_generator(
     )
     assert code == 0 and (index / "manifest.json").is_file()
     code, out, _ = run_cli(
-        capsys, "ask", "When does the Vienna office open?", "--index", str(index),
-        "--generator", "none", "--ratio", "2", "--json",
+        capsys,
+        "ask",
+        "When does the Vienna office open?",
+        "--index",
+        str(index),
+        "--generator",
+        "none",
+        "--ratio",
+        "2",
+        "--json",
     )
     assert code == 0
     result = json.loads(out)
@@ -115,7 +141,10 @@ def test_index_then_ask_without_a_generator(
 def test_console_script_entry_point() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "ragzip.cli.main", "compressors"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "extractive" in proc.stdout and "document-rank" in proc.stdout
