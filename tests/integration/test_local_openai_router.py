@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from ragzip.adapters.proxy import create_local_openai_router
+from ragzip.adapters.local_openai import create_local_openai_router
 from ragzip.errors import GenerationError
 from ragzip.generators import OpenAICompatibleGenerator, TransformersGenerator
 

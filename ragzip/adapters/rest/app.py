@@ -129,11 +129,12 @@ def _include_openai_routers(
     if not settings.upstream_url and not (settings.serve_local_generator and services.generator):
         return
     try:
-        from ragzip.adapters import proxy
+        from ragzip.adapters import local_openai, proxy
     except ImportError as exc:
         logger.warning("OpenAI-compatible routes unavailable (%s); skipping them", exc)
         return
     if settings.upstream_url:
         app.include_router(proxy.create_proxy_router(settings), dependencies=auth)
     else:
-        app.include_router(proxy.create_local_openai_router(services.generator), dependencies=auth)
+        router = local_openai.create_local_openai_router(services.generator)
+        app.include_router(router, dependencies=auth)
