@@ -62,8 +62,12 @@ def test_pipeline_through_an_openai_compatible_server(retriever: FaissRetriever,
 
 
 def test_from_config_round_trip_and_async(retriever: FaissRetriever) -> None:
-    config = {"compressor": {"type": "extractive", "params": {"tokenizer": "words"}},
-              "retriever": {"type": "faiss"}, "budget": {"ratio": 3}, "top_k": 4}
+    config = {
+        "compressor": {"type": "extractive", "params": {"tokenizer": "words"}},
+        "retriever": {"type": "faiss"},
+        "budget": {"ratio": 3},
+        "top_k": 4,
+    }
     pipe = Pipeline.from_config(config)
     pipe.retriever = retriever
     again = Pipeline.from_config({k: v for k, v in pipe.to_dict().items() if v is not None})
@@ -86,8 +90,9 @@ def test_pipeline_errors_are_typed() -> None:
 
 
 def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["demo", "--question", "Which organelle produces ATP in the cell?",
-                 "--max-tokens", "24"])
+    code = main(
+        ["demo", "--question", "Which organelle produces ATP in the cell?", "--max-tokens", "24"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "retrieved" in out and "compressed" in out and "answer:" in out
