@@ -20,7 +20,7 @@ from ragzip.errors import (
     UnknownComponentError,
 )
 from ragzip.middleware.base import BaseCompressor, Compressor
-from ragzip.middleware.registry import compressors
+from ragzip.middleware import registry as _registry
 from ragzip.types import (
     Budget,
     CompressedDocument,
@@ -35,7 +35,9 @@ __version__ = "0.1.0"
 
 def build_compressor(spec: str | dict[str, Any]) -> Compressor:
     """Builds a registered compressor from ``NAME`` or ``{"type": NAME, "params": {...}}``."""
-    built: Compressor = compressors.build(spec)
+    # The registry is reached through its module: ``ragzip.compressors`` is the subpackage of
+    # methods (importing one rebinds that attribute), so the registry is not exported here.
+    built: Compressor = _registry.compressors.build(spec)
     return built
 
 
@@ -57,5 +59,4 @@ __all__ = [
     "Span",
     "UnknownComponentError",
     "build_compressor",
-    "compressors",
 ]

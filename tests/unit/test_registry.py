@@ -216,3 +216,11 @@ def test_load_spec_errors(tmp_path: Path) -> None:
         load_spec(tmp_path / "bad.json")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_spec(tmp_path / "list.json")
+
+
+def test_build_compressor_works_after_a_method_module_is_imported() -> None:
+    import ragzip
+    import ragzip.compressors.truncate  # binds ragzip.compressors to the subpackage
+
+    assert ragzip.build_compressor({"type": "truncate"}).name == "truncate"
+    assert ragzip.build_compressor("truncate").name == "truncate"
