@@ -185,5 +185,6 @@ compressors: Registry[Any] = Registry(
         "code": "ragzip.compressors.code",
         "router": "ragzip.middleware.router",
         "token-prune": "ragzip.compressors.token_prune",
+        "abstractive": "ragzip.compressors.abstractive",
     },
 )
