@@ -459,3 +459,13 @@ def test_served_proxy_in_front_of_the_served_local_generator() -> None:
             after = int(r.headers["X-Ragzip-Tokens-After"])
             assert 0 < after < before
             assert int(r.headers["X-Ragzip-Tokens-Saved"]) == before - after
+
+
+def test_a_body_without_json_content_type_gets_a_hint(client: httpx.Client) -> None:
+    r = client.post(
+        "/v1/compress",
+        content=b'{"query": "q", "documents": ["a"]}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 422
+    assert "Content-Type: application/json" in r.json()["error"]["message"]

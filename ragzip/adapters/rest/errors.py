@@ -157,7 +157,12 @@ def install_error_handlers(app: FastAPI, *, log_documents: bool = False) -> None
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(422, "invalid_request", _validation_message(exc))
+        message = _validation_message(exc)
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and "json" not in content_type.lower():
+            got = content_type or "none"
+            message += f"; send JSON with 'Content-Type: application/json' (got {got!r})"
+        return error_response(422, "invalid_request", message)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
