@@ -19,8 +19,8 @@ from ragzip.errors import (
     RagzipError,
     UnknownComponentError,
 )
-from ragzip.middleware.base import BaseCompressor, Compressor
 from ragzip.middleware import registry as _registry
+from ragzip.middleware.base import BaseCompressor, Compressor
 from ragzip.types import (
     Budget,
     CompressedDocument,

@@ -22,5 +22,6 @@ generators: Registry[Generator] = Registry(
     builtins={
         "openai": "ragzip.generators.openai_compat",
         "transformers": "ragzip.generators.local",
+        "transformers-seq2seq": "ragzip.generators.seq2seq",
     },
 )

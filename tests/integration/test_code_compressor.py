@@ -133,3 +133,27 @@ def test_knapsack_respects_capacity_and_is_optimal() -> None:
         assert float(v[picked].sum()) == pytest.approx(best)
     big = knapsack(np.ones(4), np.array([3000, 3000, 3000, 3000]), 10_000)
     assert len(big) == 3  # rescaled capacity still fits
+
+
+def test_perplexity_block_boundaries_split_a_body_without_blank_lines() -> None:
+    comp = CodeCompressor(scoring="bi", block_split="perplexity", max_block_lines=50)
+    src = (
+        "def report(rows):\n"
+        "    total = 0\n"
+        "    for row in rows:\n"
+        "        total += row.amount\n"
+        "    path = os.path.join(tempfile.gettempdir(), 'report.csv')\n"
+        "    with open(path, 'w') as handle:\n"
+        "        handle.write(f'total,{total}\\n')\n"
+        "    send_mail('boss@example.com', subject='Report', attachment=path)\n"
+        "    return total\n"
+    )
+    doc = comp._prepare(src, {"language": "python"})
+    chunk = next(c for c in doc.chunks if c.is_definition)
+    _, plain = comp._blocks(doc, chunk)
+    _, split = comp._blocks(doc, chunk, split_lm=True)
+    assert len(plain) == 1 and len(split) > 1  # the LM found boundaries the blank lines do not
+    nll = comp.scorer.lm.line_surprisal(doc.lines[chunk.start : chunk.end])
+    assert nll.shape == (chunk.end - chunk.start,) and np.isfinite(nll).all()
+    assert comp.params()["block_split"] == "perplexity"
+    assert CodeCompressor(scoring="bi").params()["block_split"] == "lines"

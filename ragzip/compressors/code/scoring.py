@@ -86,6 +86,7 @@ class LMScorer:
         self.batch_size = batch_size
         self.device = device
         self._cache = _LRU(cache_size)
+        self._lines: dict[str, np.ndarray] = {}
         self._model: Any = None
         self._tokenizer: Any = None
 
@@ -100,6 +101,48 @@ class LMScorer:
         self._tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path)
         self._model = model.to(self.device).eval()  # type: ignore[arg-type]
+
+    def line_surprisal(self, lines: Sequence[str], max_tokens: int = 512) -> np.ndarray:
+        """Mean negative log-likelihood of each line's tokens given the lines before it.
+
+        Lines past ``max_tokens`` tokens get ``nan``. Cached by content.
+        """
+        import torch
+
+        key = self._key("\x00lines", "\n".join(lines))
+        cached = self._lines.get(key)
+        if cached is not None:
+            return cached
+        self.warm_up()
+        tok = self._tokenizer
+        ids: list[int] = []
+        owner: list[int] = []
+        for k, line in enumerate(lines):
+            piece = tok(line + "\n", add_special_tokens=False)["input_ids"]
+            ids += piece
+            owner += [k] * len(piece)
+        ids, owner = ids[:max_tokens], owner[:max_tokens]
+        result = np.full(len(lines), np.nan)
+        if ids:
+            prefix = [tok.bos_token_id] if tok.bos_token_id is not None else []
+            inputs = torch.tensor([prefix + ids])
+            with torch.inference_mode():
+                logits = self._model(input_ids=inputs.to(self.device)).logits[0].float().cpu()
+            logprobs = torch.log_softmax(logits[:-1], dim=-1)
+            targets = inputs[0, 1:]
+            nll = -logprobs.gather(1, targets[:, None])[:, 0].numpy()
+            if not prefix:  # the first token has no prediction
+                nll = np.concatenate([[np.nan], nll])
+            rows = np.asarray(owner)
+            valid = ~np.isnan(nll)
+            sums = np.bincount(rows[valid], weights=nll[valid], minlength=len(lines))
+            counts = np.bincount(rows[valid], minlength=len(lines))
+            seen = counts > 0
+            result[seen] = sums[seen] / counts[seen]
+        self._lines[key] = result
+        if len(self._lines) > 1024:
+            self._lines.pop(next(iter(self._lines)))
+        return result
 
     def _key(self, query: str, chunk: str) -> str:
         digest = hashlib.sha1(usedforsecurity=False)
