@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from ragzip.errors import ConfigError
-from ragzip.middleware.base import Compressor
+from ragzip.middleware.base import BudgetLike, Compressor
 from ragzip.middleware.pipeline import Pipeline
 from ragzip.middleware.registry import compressors
 from ragzip.types import Budget
 
-__all__ = ["resolve_compressor", "resolve_fields"]
+__all__ = ["CompressorFields", "resolve_compressor", "resolve_fields"]
 
 
 def resolve_compressor(value: Any) -> Compressor:
@@ -47,3 +49,39 @@ def resolve_fields(compressor: Any, data: dict[str, Any]) -> dict[str, Any]:
     if data.get("budget") is not None:
         data["budget"] = Budget.of(data["budget"])
     return data
+
+
+class CompressorFields(BaseModel):
+    """The ``compressor`` and ``budget`` fields the framework adapters share, validated alike on
+    construction and on ``model_validate``: a pipeline gives its compressor and, unless a budget
+    is given, its budget; names and spec dicts are built through the registry."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    compressor: Compressor
+    budget: Budget = Field(default_factory=lambda: Budget(ratio=4.0))
+
+    def __init__(self, compressor: Any = None, /, **data: Any) -> None:
+        # Resolved here too, so a bad value raises ragzip's own typed error, not pydantic's.
+        super().__init__(**resolve_fields(compressor, data))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pipeline_budget(cls, data: Any) -> Any:
+        if (
+            isinstance(data, Mapping)
+            and isinstance(data.get("compressor"), Pipeline)
+            and data.get("budget") is None
+        ):
+            data = {**data, "budget": data["compressor"].budget}
+        return data
+
+    @field_validator("compressor", mode="before")
+    @classmethod
+    def _resolve(cls, value: Any) -> Compressor:
+        return resolve_compressor(value)
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budget(cls, value: BudgetLike) -> Budget:
+        return Budget.of(value)

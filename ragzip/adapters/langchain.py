@@ -32,13 +32,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ragzip._optional import require
-from ragzip.adapters._common import resolve_compressor, resolve_fields
+from ragzip.adapters._common import CompressorFields
 from ragzip.errors import ConfigError, InvalidInputError
-from ragzip.middleware.base import BudgetLike, Compressor
-from ragzip.middleware.pipeline import Pipeline
 from ragzip.middleware.tokens import get_counter
 from ragzip.retrievers.base import Retriever, check_query
-from ragzip.types import Budget, CompressedDocument, CompressionResult, Document, ScoredDocument
+from ragzip.types import CompressedDocument, CompressionResult, Document, ScoredDocument
 
 try:
     from langchain_core.callbacks import (
@@ -50,15 +48,12 @@ try:
     from langchain_core.documents import Document as LCDocument
     from langchain_core.retrievers import BaseRetriever, RetrieverLike
     from langchain_core.runnables import Runnable, RunnableLambda
-    from pydantic import ConfigDict, Field, field_validator, model_validator
+    from pydantic import ConfigDict, Field, field_validator
 except ImportError:  # pragma: no cover - exercised only without the extra
     require("langchain_core", "the LangChain adapters")  # raises, naming ragzip[langchain]
     raise
 
 __all__ = ["LangChainRetrieverAdapter", "RagzipDocumentCompressor", "RagzipRetriever"]
-
-CompressorLike = Compressor | Pipeline | str | Mapping[str, Any]
-"""A compressor, a pipeline (its compressor is used), a registry name or a spec dict."""
 
 PROVENANCE_KEY = "ragzip"
 """Metadata key under which compressed documents carry where they came from."""
@@ -76,7 +71,7 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class RagzipDocumentCompressor(BaseDocumentCompressor):
+class RagzipDocumentCompressor(CompressorFields, BaseDocumentCompressor):
     """Runs a ragzip compressor as a LangChain document compressor.
 
     Each kept input document comes back, in input order, as a new LangChain document whose
@@ -106,34 +101,6 @@ class RagzipDocumentCompressor(BaseDocumentCompressor):
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    compressor: Compressor
-    budget: Budget = Field(default_factory=lambda: Budget(ratio=4.0))
-
-    def __init__(self, compressor: CompressorLike | None = None, /, **data: Any) -> None:
-        # Resolved here too, so a bad value raises ragzip's own typed error, not pydantic's.
-        super().__init__(**resolve_fields(compressor, data))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _pipeline_budget(cls, data: Any) -> Any:
-        if (
-            isinstance(data, Mapping)
-            and isinstance(data.get("compressor"), Pipeline)
-            and data.get("budget") is None
-        ):
-            data = {**data, "budget": data["compressor"].budget}
-        return data
-
-    @field_validator("compressor", mode="before")
-    @classmethod
-    def _resolve(cls, value: Any) -> Compressor:
-        return resolve_compressor(value)
-
-    @field_validator("budget", mode="before")
-    @classmethod
-    def _budget(cls, value: BudgetLike) -> Budget:
-        return Budget.of(value)
 
     # -- BaseDocumentCompressor --------------------------------------------------------------
     def compress_documents(

@@ -14,16 +14,13 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from ragzip.adapters._common import resolve_compressor, resolve_fields
+from ragzip.adapters._common import CompressorFields
 from ragzip.errors import InvalidInputError, MissingDependencyError
-from ragzip.middleware.base import BudgetLike, Compressor
-from ragzip.middleware.pipeline import Pipeline
-from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
+from ragzip.types import CompressedDocument, CompressionResult, Document
 
 try:
-    from llama_index.core.bridge.pydantic import ConfigDict, Field, field_validator, model_validator
+    from llama_index.core.bridge.pydantic import ConfigDict
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import (
         ImageNode,
@@ -43,7 +40,7 @@ __all__ = ["RagzipNodePostprocessor"]
 PROVENANCE_KEY = "ragzip"
 
 
-class RagzipNodePostprocessor(BaseNodePostprocessor):
+class RagzipNodePostprocessor(CompressorFields, BaseNodePostprocessor):
     """Compresses retrieved nodes with a ragzip compressor, for the query of the bundle.
 
     Nodes with text are compressed together, within :attr:`budget`; each that keeps any text
@@ -64,34 +61,6 @@ class RagzipNodePostprocessor(BaseNodePostprocessor):
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    compressor: Compressor
-    budget: Budget = Field(default_factory=lambda: Budget(ratio=4.0))
-
-    def __init__(self, compressor: Any = None, /, **data: Any) -> None:
-        # Resolved here too, so a bad value raises ragzip's own typed error, not pydantic's.
-        super().__init__(**resolve_fields(compressor, data))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _pipeline_budget(cls, data: Any) -> Any:
-        if (
-            isinstance(data, Mapping)
-            and isinstance(data.get("compressor"), Pipeline)
-            and data.get("budget") is None
-        ):
-            data = {**data, "budget": data["compressor"].budget}
-        return data
-
-    @field_validator("compressor", mode="before")
-    @classmethod
-    def _resolve(cls, value: Any) -> Compressor:
-        return resolve_compressor(value)
-
-    @field_validator("budget", mode="before")
-    @classmethod
-    def _budget(cls, value: BudgetLike) -> Budget:
-        return Budget.of(value)
 
     @classmethod
     def class_name(cls) -> str:
