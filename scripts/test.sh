@@ -1,9 +1,46 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh) and runs the whole test suite. Extra arguments go to pytest.
+#
+# The Redis cache tests need a redis-server: when none is on PATH and we are root with apt-get,
+# it is installed; one is started on a free loopback port for the run (no persistence) and its
+# URL exported as RAGZIP_TEST_REDIS_URL. Without one, those tests skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
+  && command -v apt-get >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing redis-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq redis-server >/dev/null 2>&1 \
+    || (apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null) \
+    || echo "scripts/test.sh: could not install redis-server; the Redis tests will skip"
+fi
+REDIS_PID=""
+stop_redis() {
+  if [ -n "$REDIS_PID" ]; then
+    kill "$REDIS_PID" 2>/dev/null
+    wait "$REDIS_PID" 2>/dev/null
+  fi
+}
+trap stop_redis EXIT
+if [ -z "${RAGZIP_TEST_REDIS_URL:-}" ] && command -v redis-server >/dev/null 2>&1; then
+  PORT=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    >/dev/null 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 100); do
+    if [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = "PONG" ]; then
+      export RAGZIP_TEST_REDIS_URL="redis://127.0.0.1:$PORT/0"
+      echo "scripts/test.sh: redis-server on $RAGZIP_TEST_REDIS_URL"
+      break
+    fi
+    sleep 0.1
+  done
+  [ -n "${RAGZIP_TEST_REDIS_URL:-}" ] || echo "scripts/test.sh: redis-server did not start"
+fi
+
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

@@ -132,6 +132,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser(
+        "train-soft", help="train a soft encoder (segment -> decoder embeddings) by distillation"
+    )
+    p.add_argument("--out", required=True, help="directory to write the trained encoder to")
+    p.add_argument("--corpus", action="append", default=[], help="JSONL/JSON/text file (repeat)")
+    p.add_argument("--decoder", default="smollm2-135m", help="decoder the embeddings are for")
+    p.add_argument("--kind", default="pool", choices=["pool", "lora"], help="encoder kind")
+    p.add_argument("--rate", type=int, default=4, help="tokens per soft embedding")
+    p.add_argument("--segment-tokens", type=int, default=64, help="tokens per cached segment")
+    p.add_argument("--layers", type=int, default=4, help="decoder layers of the lora encoder")
+    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--context-tokens", type=int, default=96, help="context tokens per window")
+    p.add_argument("--target-tokens", type=int, default=32, help="continuation tokens per window")
+    p.add_argument("--eval-windows", type=int, default=32, help="held-out windows")
+    p.add_argument("--max-texts", type=int, default=None, help="read at most N corpus texts")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 

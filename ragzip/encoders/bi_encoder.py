@@ -6,13 +6,16 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragzip._optional import require
 from ragzip.models import resolve_model
 from ragzip.text import scrub
+
+if TYPE_CHECKING:
+    from ragzip.cache import ArrayCache, ByteCache
 
 __all__ = ["BiEncoder", "EmbeddingCache", "document_text", "get_bi_encoder"]
 
@@ -82,6 +85,10 @@ class BiEncoder:
         max_seq_length: Tokens per text; longer texts are truncated.
         cache_size: Embeddings kept in memory (0 disables the cache).
         quantize: ``None`` or ``"int8"`` (CPU only).
+        cache: A second-level cache behind the in-memory one, e.g. ``"redis://host:6379/0"``
+            so replicas share embeddings, or ``"disk:/var/cache/ragzip"`` to keep them across
+            restarts: a :class:`~ragzip.cache.ByteCache` or a :func:`~ragzip.cache.make_cache`
+            spec. Embeddings are stored under the ``emb`` namespace. ``None``: memory only.
 
     Example:
         >>> enc = BiEncoder("minilm")
@@ -97,6 +104,7 @@ class BiEncoder:
         max_seq_length: int | None = 256,
         cache_size: int = 100_000,
         quantize: str | None = None,
+        cache: ByteCache | str | None = None,
     ) -> None:
         self.model_name = model
         self.device = device
@@ -104,6 +112,11 @@ class BiEncoder:
         self.max_seq_length = max_seq_length
         self.quantize = quantize
         self.cache = EmbeddingCache(cache_size) if cache_size else None
+        self.shared_cache: ArrayCache | None = None
+        if cache is not None:
+            from ragzip.cache import ArrayCache, make_cache
+
+            self.shared_cache = ArrayCache(make_cache(cache), "emb")
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -148,22 +161,47 @@ class BiEncoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self.cache is None:
+        if self.cache is None and self.shared_cache is None:
             return self._encode(texts)
         name = self._cache_name()
         keys = [EmbeddingCache.key(name, t) for t in texts]
-        found: list[np.ndarray | None] = [self.cache.get(k) for k in keys]
+        local = self.cache
+        found: list[np.ndarray | None] = [local.get(k) if local else None for k in keys]
+        if self.shared_cache is not None and any(f is None for f in found):
+            self._fetch_shared(keys, found)
         missing = sorted({t for t, f in zip(texts, found, strict=True) if f is None})
         if missing:
             fresh = dict(zip(missing, self._encode(missing), strict=True))
+            new: dict[str, np.ndarray] = {}
             for i, text in enumerate(texts):
                 if found[i] is None:
                     found[i] = fresh[text]
-                    self.cache.put(keys[i], fresh[text])
+                    if local is not None:
+                        local.put(keys[i], fresh[text])
+                    new[keys[i].hex()] = fresh[text]
+            if self.shared_cache is not None:
+                self.shared_cache.put_many(new)
         return np.stack([f for f in found if f is not None]).astype(np.float32, copy=False)
 
+    def _fetch_shared(self, keys: list[bytes], found: list[np.ndarray | None]) -> None:
+        """Fills the gaps of ``found`` from the shared cache (and copies them to memory)."""
+        assert self.shared_cache is not None
+        wanted = list(dict.fromkeys(k.hex() for k, f in zip(keys, found, strict=True) if f is None))
+        hits = self.shared_cache.get_many(wanted)
+        for i, key in enumerate(keys):
+            vector = hits.get(key.hex()) if found[i] is None else None
+            if vector is None or vector.ndim != 1:
+                continue  # absent, or not an embedding: compute it
+            vector = vector.astype(np.float32, copy=False)
+            found[i] = vector
+            if self.cache is not None:
+                self.cache.put(key, vector)
+
     def prime(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Stores embeddings computed elsewhere by this same model (e.g. a FAISS index's rows)."""
+        """Stores embeddings computed elsewhere by this same model (e.g. a FAISS index's rows).
+
+        Only the in-memory cache is primed: the shared one fills as texts are encoded.
+        """
         if self.cache is None:
             return
         name = self._cache_name()

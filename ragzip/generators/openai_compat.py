@@ -211,7 +211,8 @@ class OpenAICompatibleGenerator(BaseGenerator):
 
     def _failure(self, response: httpx.Response) -> GenerationError:
         return GenerationError(
-            f"{self.url} answered HTTP {response.status_code}: {_error_message_of(response)}"
+            f"{response.request.url} answered HTTP {response.status_code}: "
+            f"{_error_message_of(response)}"
         )
 
     def _exhausted(self, last: str) -> GenerationError:
@@ -222,7 +223,7 @@ class OpenAICompatibleGenerator(BaseGenerator):
         )
 
     # -- sync ----------------------------------------------------------------------------------
-    def _send(self, body: dict[str, Any], stream: bool) -> httpx.Response:
+    def _send(self, body: dict[str, Any], stream: bool, url: str | None = None) -> httpx.Response:
         """Sends with retries; returns a 2xx response (streamed responses are left open)."""
         hx = require("httpx", "the OpenAI-compatible generator")
         client = self._sync_client()
@@ -230,7 +231,7 @@ class OpenAICompatibleGenerator(BaseGenerator):
         for attempt in range(self.max_retries + 1):
             response: httpx.Response | None = None
             try:
-                req = client.build_request("POST", self.url, json=body)
+                req = client.build_request("POST", url or self.url, json=body)
                 response = client.send(req, stream=stream)
                 if response.is_success:
                     return response
@@ -251,6 +252,45 @@ class OpenAICompatibleGenerator(BaseGenerator):
     def _generate(self, request: GenerationRequest) -> Generation:
         response = self._send(self._body(request, stream=False), stream=False)
         return self._parse(response)
+
+    def complete_embeds(
+        self, embeds: Any, *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> Generation:
+        """Generates from prompt embeddings on a vLLM server (``--enable-prompt-embeds``).
+
+        ``embeds`` is the whole prompt as a ``(positions, hidden)`` array for the server's
+        model, e.g. from :meth:`ragzip.generators.soft.SoftGenerator.prompt_embeds`. It goes to
+        ``POST {base_url}/completions`` as ``prompt_embeds`` (base64 of a saved tensor).
+        """
+        from ragzip.generators.embeds import encode_prompt_embeds
+
+        request = GenerationRequest.of("embeddings", max_tokens, temperature, None)
+        body = {
+            "model": self.model,
+            "prompt_embeds": encode_prompt_embeds(embeds),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        start = time.perf_counter()
+        response = self._send(body, stream=False, url=f"{self.base_url}/completions")
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = str(choice.get("text", ""))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise GenerationError(
+                f"{self.base_url}/completions answered an unexpected body: "
+                f"{_excerpt(response.text)}"
+            ) from exc
+        usage = data.get("usage") or {}
+        return Generation(
+            text=text,
+            model=str(data.get("model") or self.model),
+            prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
+            completion_tokens=_int_or_none(usage.get("completion_tokens")),
+            finish_reason=choice.get("finish_reason"),
+            seconds=time.perf_counter() - start,
+        )
 
     def _stream(self, request: GenerationRequest) -> Iterator[str]:
         hx = require("httpx", "the OpenAI-compatible generator")

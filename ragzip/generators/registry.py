@@ -23,5 +23,6 @@ generators: Registry[Generator] = Registry(
         "openai": "ragzip.generators.openai_compat",
         "transformers": "ragzip.generators.local",
         "transformers-seq2seq": "ragzip.generators.seq2seq",
+        "soft": "ragzip.generators.soft",
     },
 )

@@ -1,8 +1,9 @@
 """A tiny OpenAI-compatible HTTP server around any generator, on the standard library only.
 
 For tests and demos: it serves ``POST /v1/chat/completions`` (JSON, or server-sent events with
-``"stream": true``) and ``GET /v1/models``. It is threaded but not hardened; put the FastAPI
-sidecar in front of real traffic.
+``"stream": true``), ``POST /v1/completions`` with vLLM's ``prompt_embeds`` when the generator
+can read embeddings (a :class:`~ragzip.generators.soft.SoftGenerator`), and ``GET /v1/models``.
+It is threaded but not hardened; put the FastAPI sidecar in front of real traffic.
 
 Example:
     >>> from ragzip.generators import TransformersGenerator
@@ -34,6 +35,7 @@ __all__ = ["main", "make_server", "running_server"]
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+_COMPLETIONS = ("/v1/completions", "/completions")
 
 
 class _BadRequest(Exception):
@@ -114,14 +116,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path not in ("/v1/chat/completions", "/chat/completions"):
+        if path not in ("/v1/chat/completions", "/chat/completions", *_COMPLETIONS):
             self._drain()
             self._error(404, f"no route POST {path}", "not_found_error")
             return
         try:
             body = self._read_json()
             options, stream = _options(body)
-            if stream:
+            if path in _COMPLETIONS:
+                if stream:
+                    raise _BadRequest(400, "streaming is not supported with prompt_embeds here")
+                self._complete_embeds(body, options)
+            elif stream:
                 self._stream(body["messages"], options)
             else:
                 self._complete(body["messages"], options)
@@ -150,6 +156,33 @@ class _Handler(BaseHTTPRequestHandler):
                 "message": {"role": "assistant", "content": result.text},
                 "finish_reason": result.finish_reason or "stop",
             }],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        })  # fmt: skip
+
+    def _complete_embeds(self, body: dict[str, Any], options: dict[str, Any]) -> None:
+        from ragzip.generators.embeds import decode_prompt_embeds
+
+        generate = getattr(self.generator, "generate_embeds", None)
+        if generate is None or "prompt_embeds" not in body:
+            raise _BadRequest(
+                400,
+                "this server answers /v1/completions only with 'prompt_embeds' and a generator "
+                "that reads embeddings (ragzip.generators.soft.SoftGenerator)",
+            )
+        options.pop("stop", None)
+        embeds = decode_prompt_embeds(
+            body["prompt_embeds"], getattr(self.generator, "hidden_size", None)
+        )
+        result = generate(embeds, **options)
+        prompt, completion = result.prompt_tokens or 0, result.completion_tokens or 0
+        self._json(200, {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{"index": 0, "text": result.text,
+                         "finish_reason": result.finish_reason or "stop"}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         })  # fmt: skip
@@ -207,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(400, f"request body is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise _BadRequest(400, "request body must be a JSON object")
-        if "messages" not in body:
+        if "messages" not in body and self.path.split("?", 1)[0].rstrip("/") not in _COMPLETIONS:
             raise _BadRequest(400, "'messages' is required")
         return body
 

@@ -207,7 +207,15 @@ class Pipeline:
         answer, generation = None, None
         if self.generator is not None:
             start = time.perf_counter()
-            generation = self.generator.generate(messages, max_tokens=self.max_tokens)
+            reads_documents = getattr(self.generator, "generate_documents", None)
+            if reads_documents is not None and compression.documents:
+                # a generator that compresses documents itself (soft compression) gets them
+                # as documents, laid out by this pipeline's prompt template
+                generation = reads_documents(
+                    query, _as_inputs(compression), max_tokens=self.max_tokens
+                )
+            else:
+                generation = self.generator.generate(messages, max_tokens=self.max_tokens)
             timings["generate"] = time.perf_counter() - start
             answer = generation.text.strip()
         timings["total"] = sum(timings.values())
@@ -243,3 +251,7 @@ class Pipeline:
             raise ConfigError("this pipeline has no generator to stream from")
         _, _, messages, _ = self.prepare(query, documents, budget)
         yield from self.generator.stream(messages, max_tokens=self.max_tokens)
+
+
+def _as_inputs(compression: CompressionResult) -> list[Document]:
+    return [Document(d.text, id=d.source_id, metadata=d.metadata) for d in compression.documents]

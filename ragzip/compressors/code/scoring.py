@@ -9,7 +9,8 @@ Two signals, as in LongCodeZip's coarse stage:
   minus the same without it (LongCodeZip's approximated mutual information). The query is
   placed where code documents itself: right after the chunk's header (decorators and
   signature), as a docstring for Python-like headers that end in ``:`` and as a comment in the
-  language's syntax otherwise. Scores are cached by content hash (an in-memory LRU).
+  language's syntax otherwise. Scores are cached by content hash (an in-memory LRU, optionally
+  backed by a shared :class:`~ragzip.cache.ByteCache` such as Redis).
 
 The LM pass is the expensive part (a 3,000-line file has ~150 chunks), so only the ``lm_top``
 best chunks by bi-encoder are re-scored by the LM; the blend is ``z(bi) + lm_weight * z(lm)``
@@ -25,21 +26,43 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
 
+if TYPE_CHECKING:
+    from ragzip.cache import ByteCache
+
 __all__ = ["ChunkScorer", "LMScorer", "documented"]
 
 
 class _LRU:
-    def __init__(self, size: int) -> None:
+    """Scores in memory; with a ``backend``, also stored there as 8-byte little-endian doubles.
+
+    Reads are local only: :meth:`prefetch` copies the backend's entries in, one round trip.
+    """
+
+    _NAMESPACE = "lmscore:"
+
+    def __init__(self, size: int, backend: ByteCache | None = None) -> None:
         self.size = size
+        self.backend = backend
         self.data: OrderedDict[str, float] = OrderedDict()
+
+    def prefetch(self, keys: Sequence[str]) -> None:
+        if self.backend is None:
+            return
+        wanted = [self._NAMESPACE + k for k in dict.fromkeys(keys) if k not in self.data]
+        if not wanted:
+            return
+        for name, blob in self.backend.get_many(wanted).items():
+            if len(blob) == 8:  # anything else is not ours: a miss
+                self._remember(name[len(self._NAMESPACE) :], struct.unpack("<d", blob)[0])
 
     def get(self, key: str) -> float | None:
         value = self.data.get(key)
@@ -48,6 +71,11 @@ class _LRU:
         return value
 
     def put(self, key: str, value: float) -> None:
+        if self.backend is not None:
+            self.backend.put(self._NAMESPACE + key, struct.pack("<d", value))
+        self._remember(key, value)
+
+    def _remember(self, key: str, value: float) -> None:
         self.data[key] = value
         self.data.move_to_end(key)
         while len(self.data) > self.size:
@@ -65,6 +93,8 @@ class LMScorer:
         batch_size: Chunks per forward pass.
         cache_size: Entries of the LRU cache of scores.
         device: Torch device (``cpu`` by default).
+        cache: A shared second level for the scores (a :class:`~ragzip.cache.ByteCache` or a
+            :func:`~ragzip.cache.make_cache` spec such as ``"redis://host:6379/0"``).
 
     Example:
         >>> LMScorer().score("Parse a date.", ["def parse_date(s): ...", "x = 1"])
@@ -79,13 +109,19 @@ class LMScorer:
         batch_size: int = 4,
         cache_size: int = 50_000,
         device: str = "cpu",
+        cache: ByteCache | str | None = None,
     ) -> None:
         self.model_name = model
         self.max_chunk_tokens = max_chunk_tokens
         self.max_query_tokens = max_query_tokens
         self.batch_size = batch_size
         self.device = device
-        self._cache = _LRU(cache_size)
+        backend = None
+        if cache is not None:
+            from ragzip.cache import make_cache
+
+            backend = make_cache(cache)
+        self._cache = _LRU(cache_size, backend)
         self._lines: dict[str, np.ndarray] = {}
         self._model: Any = None
         self._tokenizer: Any = None
@@ -158,6 +194,7 @@ class LMScorer:
         suffix = " ".join(query.split())
         chunks = [documented(c, comment) for c in chunks]
         base_key = self._key(query, "")
+        self._cache.prefetch([base_key, *(self._key(query, c) for c in chunks)])
         todo = [i for i, c in enumerate(chunks) if self._cache.get(self._key(query, c)) is None]
         todo.sort(key=lambda i: len(chunks[i]))  # similar lengths share a batch: little padding
         baseline = self._cache.get(base_key)
@@ -221,6 +258,9 @@ class ChunkScorer:
         lm_top: Chunks re-scored by the LM (the best by bi-encoder).
         lm_weight: Weight of the LM z-score in the blend.
         max_chunk_tokens: LM context cut.
+        cache: A shared cache (a :class:`~ragzip.cache.ByteCache` or a
+            :func:`~ragzip.cache.make_cache` spec) behind the in-memory ones, for the LM
+            scores and the bi-encoder's embeddings, e.g. ``"redis://host:6379/0"``.
     """
 
     def __init__(
@@ -232,6 +272,7 @@ class ChunkScorer:
         lm_top: int = 8,
         lm_weight: float = 1.0,
         max_chunk_tokens: int = 256,
+        cache: ByteCache | str | None = None,
     ) -> None:
         if mode not in ("bi", "lm", "blend"):
             raise ValueError(f"mode must be 'bi', 'lm' or 'blend', got {mode!r}")
@@ -239,13 +280,21 @@ class ChunkScorer:
         self.encoder_name = encoder
         self.lm_top = lm_top
         self.lm_weight = lm_weight
-        self.lm = LMScorer(lm, max_chunk_tokens=max_chunk_tokens)
+        self.shared_cache: ByteCache | None = None
+        if cache is not None:
+            from ragzip.cache import make_cache
+
+            self.shared_cache = make_cache(cache)
+        self.lm = LMScorer(lm, max_chunk_tokens=max_chunk_tokens, cache=self.shared_cache)
         self._encoder: BiEncoder | None = None
 
     @property
     def encoder(self) -> BiEncoder:
         if self._encoder is None:
-            self._encoder = get_bi_encoder(self.encoder_name)
+            if self.shared_cache is None:
+                self._encoder = get_bi_encoder(self.encoder_name)
+            else:
+                self._encoder = get_bi_encoder(self.encoder_name, cache=self.shared_cache)
         return self._encoder
 
     def warm_up(self) -> None:

@@ -1,0 +1,277 @@
+"""Segment-wise soft compression (CompLLM, ARC-Encoder): text -> cached decoder embeddings.
+
+Each document's tokens are cut into segments of ``segment_tokens``; every segment is encoded on
+its own into ``ceil(n / rate)`` embeddings in the decoder's input space. Because segments do not
+see each other, a segment's embeddings depend only on its tokens, the encoder and the decoder:
+they are cached under that key (in memory, on disk or in Redis; see :mod:`ragzip.cache`) and
+reused by every later query, request or replica that meets the same text.
+
+This is a generation path, not a text compressor: the output is embeddings that only the
+decoder they were trained for can read. Pair it with
+:class:`ragzip.generators.soft.SoftGenerator` (local transformers) or send
+:meth:`SoftGenerator.prompt_embeds` to a vLLM server started with ``--enable-prompt-embeds``.
+
+Example:
+    >>> soft = SoftCompressor("path/to/trained-encoder", cache="memory+redis://127.0.0.1:6379/0")
+    >>> ctx = soft.encode(["Paris is the capital of France.", "..."])
+    >>> ctx.ratio, ctx.cached_segments
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragzip._optional import require
+from ragzip.cache import ArrayCache, ByteCache, content_key, default_cache, make_cache
+from ragzip.compressors.soft.config import SoftConfig
+from ragzip.compressors.soft.context import SoftContext, SoftDocument
+from ragzip.errors import ConfigError, InvalidInputError, ModelNotFoundError
+from ragzip.models import resolve_model
+from ragzip.types import Document, as_documents
+
+__all__ = ["SoftCompressor", "load_decoder"]
+
+_DECODERS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_DECODERS_LOCK = threading.Lock()
+
+
+def load_decoder(name: str, device: str | None = None, dtype: str = "auto") -> tuple[Any, Any]:
+    """The frozen decoder and its tokenizer, loaded once per process and shared.
+
+    The soft compressor and the soft generator must use the same weights, and a 135M model
+    loaded twice wastes memory and start-up time; a small process-wide table shares them.
+    """
+    torch = require("torch", "soft compression")
+    transformers = require("transformers", "soft compression")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    key = (name, device, dtype)
+    with _DECODERS_LOCK:
+        if key not in _DECODERS:
+            resolved = resolve_model(name)
+            torch_dtype = {
+                "auto": torch.float32 if device == "cpu" else torch.bfloat16,
+                "float32": torch.float32,
+                "bfloat16": torch.bfloat16,
+                "float16": torch.float16,
+            }.get(dtype)
+            if torch_dtype is None:
+                raise ConfigError(
+                    f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}"
+                )
+            try:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(resolved.path)
+                model = transformers.AutoModelForCausalLM.from_pretrained(
+                    resolved.path, dtype=torch_dtype
+                )
+            except OSError as exc:
+                raise ModelNotFoundError(
+                    f"cannot load the decoder {name!r} from {resolved.path!r}: {exc}"
+                ) from exc
+            model.to(device).eval()
+            for param in model.parameters():
+                param.requires_grad_(False)
+            _DECODERS[key] = (model, tokenizer)
+        return _DECODERS[key]
+
+
+class SoftCompressor:
+    """Encodes documents into soft embeddings, caching every segment by content.
+
+    Args:
+        encoder: Directory of a trained encoder (``ragzip train-soft``), or ``None`` for the
+            untrained encoder (mean pooling of token embeddings; works, but a trained one
+            recovers much more of the full text's effect: see the README).
+        decoder, rate, segment_tokens, kind, layers: Encoder settings when ``encoder`` is
+            ``None`` (a trained encoder brings its own; passing different ones is an error).
+        cache: Where segment embeddings are cached: a :mod:`ragzip.cache` spec such as
+            ``"memory"``, ``"disk:/var/cache/ragzip"``, ``"memory+redis://host:6379/0"``, a cache
+            object, or ``None`` for the process-wide default (``RAGZIP_CACHE``).
+        device: ``"cpu"``, ``"cuda"`` or ``None`` for automatic.
+        batch_size: Segments per encoder forward pass.
+    """
+
+    name = "soft"
+
+    def __init__(
+        self,
+        encoder: str | Path | None = None,
+        *,
+        decoder: str | None = None,
+        rate: int | None = None,
+        segment_tokens: int | None = None,
+        kind: str | None = None,
+        layers: int | None = None,
+        cache: ByteCache | str | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        asked: dict[str, Any] = {
+            "decoder": decoder,
+            "rate": rate,
+            "segment_tokens": segment_tokens,
+            "kind": kind,
+            "layers": layers,
+        }
+        asked = {k: v for k, v in asked.items() if v is not None}
+        if encoder is not None:
+            self.config = SoftConfig.load(encoder)
+            clash = {k: v for k, v in asked.items() if getattr(self.config, k) != v}
+            if clash:
+                raise ConfigError(
+                    f"the encoder at {encoder} was trained with "
+                    f"{ {k: getattr(self.config, k) for k in clash} }, not {clash}; "
+                    "leave these settings out or train another encoder"
+                )
+        else:
+            self.config = SoftConfig(**asked)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.encoder_path = str(encoder) if encoder is not None else None
+        self.cache_spec = cache if isinstance(cache, str) or cache is None else None
+        self._backend = make_cache(cache) if isinstance(cache, str) else cache
+        self.device = device
+        self.batch_size = batch_size
+        self._encoder: Any = None
+        self._fingerprint = ""
+        self._lock = threading.Lock()
+
+    # -- configuration -------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"encoder": self.encoder_path, "device": self.device}
+        if self.encoder_path is None:
+            out.update(self.config.to_dict())
+            for key in ("lora_rank", "hidden"):
+                out.pop(key)
+        if self.cache_spec is not None:
+            out["cache"] = self.cache_spec
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.name, "params": self.params()}
+
+    @property
+    def cache(self) -> ArrayCache:
+        backend = self._backend if self._backend is not None else default_cache()
+        return ArrayCache(backend, "soft")
+
+    # -- models --------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        self._load()
+
+    @property
+    def decoder(self) -> Any:
+        return self._load()[0]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._load()[1]
+
+    @property
+    def encoder(self) -> Any:
+        return self._load()[2]
+
+    def _load(self) -> tuple[Any, Any, Any]:
+        if self._encoder is None:
+            with self._lock:
+                if self._encoder is None:
+                    from ragzip.compressors.soft.encoder import load_encoder
+
+                    model, tokenizer = load_decoder(self.config.decoder, self.device)
+                    encoder = load_encoder(self.encoder_path, self.config, model)
+                    encoder.to(model.device)
+                    self._fingerprint = encoder.fingerprint()
+                    self._encoder = encoder
+        decoder, tokenizer = load_decoder(self.config.decoder, self.device)
+        return decoder, tokenizer, self._encoder
+
+    @property
+    def fingerprint(self) -> str:
+        self._load()
+        return self._fingerprint
+
+    # -- encoding ------------------------------------------------------------------------------
+    def segment(self, text: str) -> list[list[int]]:
+        """The token-id segments of ``text`` (no special tokens)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        size = self.config.segment_tokens
+        return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+    def encode(self, documents: Sequence[Document | str | Mapping[str, Any]]) -> SoftContext:
+        """Compresses each document into soft embeddings, from the cache where possible.
+
+        Raises:
+            InvalidInputError: ``documents`` is not a list of documents.
+        """
+        if documents is None or isinstance(documents, str | bytes):
+            raise InvalidInputError("documents must be a list of strings, dicts or Documents")
+        started = time.perf_counter()
+        docs = [d for d in as_documents(documents) if d.text.strip()]
+        decoder, _, encoder = self._load()
+        cuts = [self.segment(d.text) for d in docs]
+        keys = [[self._key(seg) for seg in segs] for segs in cuts]
+        cache = self.cache
+        flat = list(dict.fromkeys(k for ks in keys for k in ks))
+        found = cache.get_many(flat)
+        todo = {
+            k: seg
+            for ks, segs in zip(keys, cuts, strict=True)
+            for k, seg in zip(ks, segs, strict=True)
+            if k not in found
+        }
+        made = self._encode_segments(list(todo.items()), encoder, decoder)
+        if made:
+            cache.put_many(made)
+        out = []
+        for doc, ks, segs in zip(docs, keys, cuts, strict=True):
+            parts = [found[k] if k in found else made[k] for k in ks]
+            dim = int(decoder.config.hidden_size)
+            embeddings = np.concatenate(parts, axis=0) if parts else np.zeros((0, dim), np.float32)
+            out.append(
+                SoftDocument(
+                    source_id=doc.id,
+                    title=str(doc.metadata.get("title") or getattr(doc, "title", "") or ""),
+                    embeddings=embeddings,
+                    tokens=sum(len(s) for s in segs),
+                    segments=len(segs),
+                    cached=sum(1 for k in ks if k in found),
+                )
+            )
+        return SoftContext(
+            documents=tuple(out),
+            decoder=self.config.decoder,
+            rate=self.config.rate,
+            encoder=self._fingerprint,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _key(self, segment: list[int]) -> str:
+        return content_key(
+            self.config.decoder, self._fingerprint, np.asarray(segment, np.int64).tobytes()
+        )
+
+    def _encode_segments(
+        self, items: list[tuple[str, list[int]]], encoder: Any, decoder: Any
+    ) -> dict[str, np.ndarray]:
+        import torch
+
+        made: dict[str, np.ndarray] = {}
+        pad = 0
+        for start in range(0, len(items), self.batch_size):
+            batch = items[start : start + self.batch_size]
+            width = max(len(seg) for _, seg in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, (_, seg) in enumerate(batch):
+                ids[row, : len(seg)] = torch.tensor(seg)
+                mask[row, : len(seg)] = 1
+            with torch.inference_mode():
+                soft = encoder(ids.to(decoder.device), mask.to(decoder.device)).float().cpu()
+            for row, (key, seg) in enumerate(batch):
+                made[key] = soft[row, : self.config.positions(len(seg))].numpy().copy()
+        return made
