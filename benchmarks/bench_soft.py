@@ -15,6 +15,9 @@ full text, as soft embeddings from a trained encoder (``--encoder DIR``), and wi
 
     .venv/bin/python benchmarks/bench_soft.py --ttft --threads 2 \
         --bench ../shared/bench/nq20-dev.jsonl.gz --out benchmarks/results/soft_ttft.json
+    .venv/bin/python benchmarks/bench_soft.py --make-corpus nq20-train.jsonl \
+        --bench ../shared/bench/nq20-dev.jsonl.gz
+    ragzip train-soft --out DIR --corpus nq20-train.jsonl --rate 2 --steps 150 --batch-size 8
     .venv/bin/python benchmarks/bench_soft.py --quality 200 --encoder DIR \
         --bench ../shared/bench/nq20-dev.jsonl.gz --out benchmarks/results/soft_quality.json
 """
@@ -183,6 +186,18 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def make_corpus(args: argparse.Namespace) -> None:
+    """The training corpus of the README figures: nq20 records after the first ``--quality``
+    (default 200), without the gold passages of the scored records."""
+    recs = records(args.bench)
+    scored = args.quality or 200
+    gold = {r["documents"][r["gold_index"]]["text"] for r in recs[:scored]}
+    with open(args.make_corpus, "w", encoding="utf-8") as f:
+        for rec in recs[scored:]:
+            docs = [d for d in rec["documents"] if d["text"] not in gold]
+            f.write(json.dumps({**rec, "documents": docs}) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench", default="../shared/bench/nq20-dev.jsonl.gz")
@@ -195,7 +210,11 @@ def main() -> None:
     parser.add_argument("--encoder", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--make-corpus", default=None, help="write the training corpus here")
     args = parser.parse_args()
+    if args.make_corpus:
+        make_corpus(args)
+        return
     torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"machine": f"{platform.processor() or platform.machine()}, "
                               f"{args.threads} threads", "torch": torch.__version__}  # fmt: skip

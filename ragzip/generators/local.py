@@ -15,7 +15,7 @@ from ragzip.generators.base import BaseGenerator, Generation, GenerationRequest,
 from ragzip.generators.registry import generators
 from ragzip.models import resolve_model
 
-__all__ = ["TransformersGenerator"]
+__all__ = ["TransformersGenerator", "eos_ids"]
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -152,7 +152,7 @@ class TransformersGenerator(BaseGenerator):
                 raise GenerationError(f"{self.model} failed to generate: {exc}") from exc
         prompt_tokens = int(inputs["input_ids"].shape[1])
         new = output[0, prompt_tokens:].tolist()
-        eos = _eos_ids(model, tokenizer)
+        eos = eos_ids(model, tokenizer)
         ended = bool(new) and new[-1] in eos
         completion = len(new) - 1 if ended else len(new)
         text = tokenizer.decode(new, skip_special_tokens=True)
@@ -215,7 +215,7 @@ def _torch_dtype(torch: Any, dtype: str, device: str) -> Any:
     return torch.float32
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+def eos_ids(model: Any, tokenizer: Any) -> set[int]:
     ids = getattr(model.generation_config, "eos_token_id", None)
     if ids is None:
         ids = tokenizer.eos_token_id

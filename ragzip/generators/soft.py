@@ -30,8 +30,10 @@ from ragzip._optional import require
 from ragzip.cache import ByteCache
 from ragzip.compressors.soft.compressor import SoftCompressor
 from ragzip.compressors.soft.context import SoftContext
+from ragzip.compressors.soft.qa import render_chat
 from ragzip.errors import ConfigError, InvalidInputError
 from ragzip.generators.base import BaseGenerator, Generation, GenerationRequest
+from ragzip.generators.local import eos_ids
 from ragzip.generators.registry import generators
 from ragzip.middleware.prompt import PromptTemplate
 from ragzip.types import CompressedDocument, Document
@@ -92,14 +94,7 @@ class SoftGenerator(BaseGenerator):
 
     # -- prompt assembly -----------------------------------------------------------------------
     def _render(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        tokenizer = self.compressor.tokenizer
-        chat = [dict(m) for m in messages]
-        if getattr(tokenizer, "chat_template", None):
-            text: str = tokenizer.apply_chat_template(
-                chat, tokenize=False, add_generation_prompt=True
-            )
-            return text
-        return "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
+        return render_chat(self.compressor.tokenizer, messages)
 
     def _embed_text(self, text: str) -> np.ndarray:
         import torch
@@ -158,7 +153,7 @@ class SoftGenerator(BaseGenerator):
         """Yields ``(token id, seconds since start)`` for each generated token, from embeddings."""
         torch = require("torch", "soft generation")
         decoder = self.compressor.decoder
-        eos = _eos_ids(decoder, self.compressor.tokenizer)
+        eos = eos_ids(decoder, self.compressor.tokenizer)
         started = time.perf_counter()
         dtype = next(decoder.parameters()).dtype
         with self._lock, torch.inference_mode():
@@ -191,7 +186,7 @@ class SoftGenerator(BaseGenerator):
         self, embeds: np.ndarray, request: GenerationRequest, soft: Mapping[str, Any]
     ) -> SoftGeneration:
         tokenizer = self.compressor.tokenizer
-        eos = _eos_ids(self.compressor.decoder, tokenizer)
+        eos = eos_ids(self.compressor.decoder, tokenizer)
         ids: list[int] = []
         first = 0.0
         for token, seconds in self.decode(
@@ -272,12 +267,3 @@ class SoftGenerator(BaseGenerator):
             if len(text) > len(shown) and not text.endswith("\ufffd"):
                 yield text[len(shown) :]
                 shown = text
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids = getattr(model.generation_config, "eos_token_id", None)
-    if ids is None:
-        ids = tokenizer.eos_token_id
-    if ids is None:
-        return set()
-    return {ids} if isinstance(ids, int) else set(ids)

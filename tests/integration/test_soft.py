@@ -224,3 +224,16 @@ def test_bad_settings_and_inputs_raise_typed_errors(tmp_path: Path) -> None:
         gen.generate_embeds(np.zeros((2, 3), np.float32))
     with pytest.raises(InvalidInputError):
         gen.prompt_embeds("", DOCS)
+
+
+def test_train_soft_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ragzip.cli.main import main
+
+    out = tmp_path / "cli-enc"
+    code = main(["train-soft", "--out", str(out), "--steps", "1", "--batch-size", "1",
+                 "--context-tokens", "16", "--target-tokens", "4", "--eval-windows", "2",
+                 "--segment-tokens", "16", "--quiet"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "held-out loss" in printed and str(out) in printed
+    assert SoftConfig.load(out).segment_tokens == 16

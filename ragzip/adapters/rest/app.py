@@ -83,6 +83,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.cache:
+            from ragzip.cache import set_default_cache
+
+            set_default_cache(settings.cache)
         await asyncio.to_thread(services.start)
         warming = (
             asyncio.ensure_future(asyncio.to_thread(services.warm)) if settings.warm_up else None

@@ -56,6 +56,9 @@ class ServerSettings(BaseSettings):
         serve_local_generator: Without ``upstream_url``, serve ``generator`` as an
             OpenAI-compatible ``/v1/chat/completions``.
         cors_origins: Origins allowed by CORS; empty (the default) sends no CORS headers.
+        cache: The process-wide cache of reusable work (soft segments, and any component
+            built to use it), as a :func:`ragzip.cache.make_cache` spec, e.g.
+            ``"memory+redis://cache:6379/0"`` so that replicas share it (``RAGZIP_CACHE``).
         graceful_shutdown_s: Seconds in-flight requests get to finish on shutdown.
         config_file: A YAML/JSON file with any of these fields (lowest precedence).
     """
@@ -86,6 +89,7 @@ class ServerSettings(BaseSettings):
     upstream_api_key: str | None = None
     serve_local_generator: bool = False
     cors_origins: list[str] = Field(default_factory=list)
+    cache: str | None = None
     graceful_shutdown_s: float = Field(default=30.0, ge=0)
     config_file: Path | None = None
 

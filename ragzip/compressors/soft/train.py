@@ -4,8 +4,12 @@ The decoder reading the full text is the teacher; the same frozen decoder readin
 compressed segments is the student. Each example is a window of a corpus text: a context of
 ``context_tokens`` followed by ``target_tokens``. The loss is the KL divergence between the
 teacher's and the student's next-token distributions over the target tokens, so the encoder
-learns whatever makes the compressed context act on the decoder as the full one does. Only
-the encoder's projection (and its LoRA adapters) are trained and saved.
+learns whatever makes the compressed context act on the decoder as the full one does. Where
+the corpus has questions with answers found in their passages (nq20-style records, or
+``{"text", "question", "answers"}``), every other step distils the answer instead: the
+decoder reading the passage as soft segments inside the RAG prompt should answer as it does
+reading the passage as text (:mod:`.qa`). Only the encoder's projection (and its LoRA
+adapters) are trained and saved.
 
 Held-out windows report the decoder's loss on the target tokens with the full context, the
 soft context and no context, and the share of the gap between none and full that the soft
@@ -22,12 +26,14 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ragzip._optional import require
 from ragzip.compressors.soft.config import SoftConfig
+from ragzip.compressors.soft.qa import QAExample, qa_examples, qa_logits
 from ragzip.errors import ConfigError
 
 __all__ = ["SoftTrainConfig", "evaluate", "make_windows", "train_soft"]
@@ -53,6 +59,7 @@ class SoftTrainConfig:
     seed: int = 0
     device: str | None = None
     resume: bool = True
+    qa: bool = True  # also distil answers where the corpus has questions (see .qa)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -78,14 +85,11 @@ def make_windows(
     return windows
 
 
-def _texts(corpus: tuple[str, ...]) -> list[str]:
+def _passages(corpus: tuple[str, ...]) -> list[Any]:
     from ragzip.compressors.token_prune.train import load_passages
 
     # whole texts: a passage limit far above any document keeps them intact
-    seen: dict[str, None] = {}
-    for p in load_passages(corpus, passage_words=1_000_000):
-        seen.setdefault(p.text, None)
-    return list(seen)
+    return load_passages(corpus, passage_words=1_000_000)
 
 
 def _soft_inputs(encoder: Any, context: Any, config: SoftConfig) -> Any:
@@ -133,6 +137,7 @@ def evaluate(
     config: SoftConfig,
     context_tokens: int,
     batch_size: int = 8,
+    qa: Sequence[QAExample] = (),
 ) -> dict[str, float]:
     """Mean loss (nats per token) on the target tokens after the first, by condition."""
     torch = require("torch", "soft training")
@@ -161,7 +166,47 @@ def evaluate(
     result = {k: v / max(count, 1) for k, v in totals.items()}
     gap = result["none"] - result["full"]
     result["recovered"] = (result["none"] - result["soft"]) / gap if gap > 0 else float("nan")
+    if qa:
+        result.update(_evaluate_qa(encoder, decoder, qa, config))
     return result
+
+
+def _evaluate_qa(
+    encoder: Any, decoder: Any, examples: Sequence[QAExample], config: SoftConfig
+) -> dict[str, float]:
+    """Answer loss (nats per token) with the passage as text, as soft segments, and without."""
+    torch = require("torch", "soft training")
+    functional = torch.nn.functional
+    totals = {"qa_full": 0.0, "qa_soft": 0.0, "qa_none": 0.0}
+    count = 0
+    device = next(decoder.parameters()).device
+    with torch.no_grad():
+        for ex in examples:
+            teacher, student, answer = qa_logits(encoder, decoder, ex, config)
+            bare = torch.tensor([*ex.prefix, *ex.suffix, *ex.answer], device=device)[None]
+            none = decoder(input_ids=bare).logits[0, -len(ex.answer) - 1 : -1].float()
+            for name, logits in (("qa_full", teacher), ("qa_soft", student), ("qa_none", none)):
+                totals[name] += float(functional.cross_entropy(logits, answer, reduction="sum"))
+            count += len(ex.answer)
+    result = {k: v / max(count, 1) for k, v in totals.items()}
+    gap = result["qa_none"] - result["qa_full"]
+    result["qa_recovered"] = (
+        (result["qa_none"] - result["qa_soft"]) / gap if gap > 0 else float("nan")
+    )
+    result["qa_examples"] = float(len(examples))
+    return result
+
+
+def _kl(teacher: Any, student: Any) -> Any:
+    """Mean per-token KL(teacher || student) of (tokens, vocab) logits."""
+    torch = require("torch", "soft training")
+    functional = torch.nn.functional
+    return functional.kl_div(
+        functional.log_softmax(student, -1),
+        functional.log_softmax(teacher, -1),
+        log_target=True,
+        reduction="batchmean",
+    )
 
 
 def train_soft(train: SoftTrainConfig, config: SoftConfig | None = None) -> dict[str, Any]:
@@ -183,17 +228,29 @@ def train_soft(train: SoftTrainConfig, config: SoftConfig | None = None) -> dict
             )
     started = time.perf_counter()
     decoder, tokenizer = load_decoder(config.decoder, train.device, "float32")
-    texts = _texts(train.corpus)
+    passages = _passages(train.corpus)
+    texts = list(dict.fromkeys(p.text for p in passages))
     random.Random(train.seed).shuffle(texts)
     if train.max_texts is not None:
         texts = texts[: train.max_texts]
-    # held-out windows come from texts never trained on
+    # held-out windows and questions come from texts never trained on
     evaluation: list[list[int]] = []
     training: list[list[int]] = []
+    held: set[str] = set()
     for text in texts:
         windows = make_windows([text], tokenizer, train.context_tokens, train.target_tokens)
-        held = len(evaluation) < train.eval_windows and len(evaluation) < len(training) // 4 + 1
-        (evaluation if held and windows else training).extend(windows)
+        hold = len(evaluation) < train.eval_windows and len(evaluation) < len(training) // 4 + 1
+        if hold and windows:
+            evaluation.extend(windows)
+            held.add(text)
+        else:
+            training.extend(windows)
+    chosen = set(texts)
+    asked = [p for p in passages if p.text in chosen and p.question and p.answers]
+    qa_eval = qa_examples([p for p in asked if p.text in held], tokenizer)[: train.eval_windows]
+    qa_train = qa_examples([p for p in asked if p.text not in held], tokenizer)
+    if not train.qa:
+        qa_eval, qa_train = [], []
     if not training:
         raise ConfigError(
             f"no training windows: the corpus needs texts of at least "
@@ -222,18 +279,28 @@ def train_soft(train: SoftTrainConfig, config: SoftConfig | None = None) -> dict
         step, history = int(state["step"]), list(state["history"])
         _log.info("resuming from step %d", step)
     before = (
-        evaluate(encoder, decoder, evaluation, config, train.context_tokens)
+        evaluate(encoder, decoder, evaluation, config, train.context_tokens, qa=qa_eval)
         if step == 0 and evaluation
         else None
     )
     encoder.train()
     bar = tqdm(total=train.steps, initial=step, desc="train-soft", disable=not train.progress)
     while step < train.steps:
-        picks = torch.randint(len(training), (train.batch_size,), generator=generator).tolist()
-        batch = torch.tensor([training[i] for i in picks], device=decoder.device)
-        loss = _losses(encoder, decoder, batch, config, train.context_tokens)["kl"]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if qa_train and step % 2 == 1:  # alternate: answers after soft passages
+            picks = torch.randint(len(qa_train), (train.batch_size,), generator=generator)
+            total = 0.0
+            for i in picks.tolist():
+                teacher, student, _ = qa_logits(encoder, decoder, qa_train[i], config)
+                part = _kl(teacher, student) / train.batch_size
+                part.backward()
+                total += float(part.detach())
+            loss = torch.tensor(total)
+        else:  # continuation of the corpus text after soft context
+            picks = torch.randint(len(training), (train.batch_size,), generator=generator)
+            batch = torch.tensor([training[i] for i in picks.tolist()], device=decoder.device)
+            loss = _losses(encoder, decoder, batch, config, train.context_tokens)["kl"]
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
@@ -246,13 +313,16 @@ def train_soft(train: SoftTrainConfig, config: SoftConfig | None = None) -> dict
     bar.close()
     encoder.eval()
     after = (
-        evaluate(encoder, decoder, evaluation, config, train.context_tokens) if evaluation else None
+        evaluate(encoder, decoder, evaluation, config, train.context_tokens, qa=qa_eval)
+        if evaluation
+        else None
     )
     encoder.save(out)
     report = {
         "config": config.to_dict(),
         "train": {k: v for k, v in asdict(train).items() if k != "progress"},
         "windows": {"train": len(training), "eval": len(evaluation)},
+        "questions": {"train": len(qa_train), "eval": len(qa_eval)},
         "final_kl": sum(history[-20:]) / max(len(history[-20:]), 1),
         "eval_before": before,
         "eval_after": after,
