@@ -151,7 +151,13 @@ def test_errors_are_openai_shaped(base_url, body, status, message):
 
 def test_unknown_routes_are_404(base_url):
     assert httpx.get(f"{base_url}/nothing").status_code == 404
-    assert httpx.post(f"{base_url}/completions", json={}).status_code == 404
+    assert httpx.post(f"{base_url}/embeddings", json={}).status_code == 404
+
+
+def test_completions_need_prompt_embeds_and_a_generator_that_reads_them(base_url):
+    response = httpx.post(f"{base_url}/completions", json={"prompt": "hi"})
+    assert response.status_code == 400
+    assert "prompt_embeds" in response.json()["error"]["message"]
 
 
 def test_backend_failure_reaches_the_client_as_generation_error(client):
