@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ragzip._optional import require
@@ -166,14 +167,17 @@ class OpenAICompatibleGenerator(BaseGenerator):
         body.update(self.extra_body)
         return body
 
-    def _parse(self, response: httpx.Response) -> Generation:
+    def _parse(self, response: httpx.Response, chat: bool = True) -> Generation:
+        """A chat completion (``choices[0].message.content``) or, with ``chat=False``, a text
+        completion (``choices[0].text``)."""
         try:
             data = response.json()
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            text = (choice["message"].get("content") if chat else choice.get("text")) or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            kind = "chat completion" if chat else "completion"
             raise GenerationError(
-                f"{self.url} answered HTTP {response.status_code} with no chat completion: "
+                f"{response.request.url} answered HTTP {response.status_code} with no {kind}: "
                 f"{_excerpt(response.text)}"
             ) from exc
         usage = data.get("usage") or {}
@@ -273,24 +277,7 @@ class OpenAICompatibleGenerator(BaseGenerator):
         }
         start = time.perf_counter()
         response = self._send(body, stream=False, url=f"{self.base_url}/completions")
-        try:
-            data = response.json()
-            choice = data["choices"][0]
-            text = str(choice.get("text", ""))
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise GenerationError(
-                f"{self.base_url}/completions answered an unexpected body: "
-                f"{_excerpt(response.text)}"
-            ) from exc
-        usage = data.get("usage") or {}
-        return Generation(
-            text=text,
-            model=str(data.get("model") or self.model),
-            prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
-            completion_tokens=_int_or_none(usage.get("completion_tokens")),
-            finish_reason=choice.get("finish_reason"),
-            seconds=time.perf_counter() - start,
-        )
+        return replace(self._parse(response, chat=False), seconds=time.perf_counter() - start)
 
     def _stream(self, request: GenerationRequest) -> Iterator[str]:
         hx = require("httpx", "the OpenAI-compatible generator")

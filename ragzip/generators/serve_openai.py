@@ -145,7 +145,6 @@ class _Handler(BaseHTTPRequestHandler):
     # -- endpoints -----------------------------------------------------------------------------
     def _complete(self, messages: Any, options: dict[str, Any]) -> None:
         result = self.generator.generate(messages, **options)
-        prompt, completion = result.prompt_tokens or 0, result.completion_tokens or 0
         self._json(200, {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -156,8 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "message": {"role": "assistant", "content": result.text},
                 "finish_reason": result.finish_reason or "stop",
             }],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
+            "usage": _usage(result),
         })  # fmt: skip
 
     def _complete_embeds(self, body: dict[str, Any], options: dict[str, Any]) -> None:
@@ -175,7 +173,6 @@ class _Handler(BaseHTTPRequestHandler):
             body["prompt_embeds"], getattr(self.generator, "hidden_size", None)
         )
         result = generate(embeds, **options)
-        prompt, completion = result.prompt_tokens or 0, result.completion_tokens or 0
         self._json(200, {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
@@ -183,8 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
             "model": self.model_name,
             "choices": [{"index": 0, "text": result.text,
                          "finish_reason": result.finish_reason or "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
+            "usage": _usage(result),
         })  # fmt: skip
 
     def _stream(self, messages: Any, options: dict[str, Any]) -> None:
@@ -271,6 +267,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
+
+
+def _usage(result: Any) -> dict[str, int]:
+    """OpenAI's ``usage`` object of a generation (unknown counts as 0)."""
+    prompt, completion = result.prompt_tokens or 0, result.completion_tokens or 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
 
 
 def _options(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:

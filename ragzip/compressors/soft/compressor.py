@@ -137,7 +137,7 @@ class SoftCompressor:
         self._backend = make_cache(cache) if isinstance(cache, str) else cache
         self.device = device
         self.batch_size = batch_size
-        self._encoder: Any = None
+        self._models: tuple[Any, Any, Any] | None = None  # decoder, tokenizer, encoder
         self._fingerprint = ""
         self._lock = threading.Lock()
 
@@ -177,18 +177,17 @@ class SoftCompressor:
         return self._load()[2]
 
     def _load(self) -> tuple[Any, Any, Any]:
-        if self._encoder is None:
+        if self._models is None:
             with self._lock:
-                if self._encoder is None:
+                if self._models is None:
                     from ragzip.compressors.soft.encoder import load_encoder
 
                     model, tokenizer = load_decoder(self.config.decoder, self.device)
                     encoder = load_encoder(self.encoder_path, self.config, model)
                     encoder.to(model.device)
                     self._fingerprint = encoder.fingerprint()
-                    self._encoder = encoder
-        decoder, tokenizer = load_decoder(self.config.decoder, self.device)
-        return decoder, tokenizer, self._encoder
+                    self._models = (model, tokenizer, encoder)  # published last
+        return self._models
 
     @property
     def fingerprint(self) -> str:
@@ -228,9 +227,9 @@ class SoftCompressor:
         if made:
             cache.put_many(made)
         out = []
+        dim = int(decoder.config.hidden_size)
         for doc, ks, segs in zip(docs, keys, cuts, strict=True):
             parts = [found[k] if k in found else made[k] for k in ks]
-            dim = int(decoder.config.hidden_size)
             embeddings = np.concatenate(parts, axis=0) if parts else np.zeros((0, dim), np.float32)
             out.append(
                 SoftDocument(

@@ -22,6 +22,7 @@ same ``OUT`` continues from there.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -163,9 +164,7 @@ def evaluate(
                     )
                 )
             count += int(labels.numel())
-    result = {k: v / max(count, 1) for k, v in totals.items()}
-    gap = result["none"] - result["full"]
-    result["recovered"] = (result["none"] - result["soft"]) / gap if gap > 0 else float("nan")
+    result = _summary(totals, count)
     if qa:
         result.update(_evaluate_qa(encoder, decoder, qa, config))
     return result
@@ -188,12 +187,16 @@ def _evaluate_qa(
             for name, logits in (("qa_full", teacher), ("qa_soft", student), ("qa_none", none)):
                 totals[name] += float(functional.cross_entropy(logits, answer, reduction="sum"))
             count += len(ex.answer)
-    result = {k: v / max(count, 1) for k, v in totals.items()}
-    gap = result["qa_none"] - result["qa_full"]
-    result["qa_recovered"] = (
-        (result["qa_none"] - result["qa_soft"]) / gap if gap > 0 else float("nan")
-    )
+    result = _summary(totals, count, prefix="qa_")
     result["qa_examples"] = float(len(examples))
+    return result
+
+
+def _summary(totals: dict[str, float], count: int, prefix: str = "") -> dict[str, float]:
+    """Mean losses, and the share of the none-to-full gap the soft context recovers."""
+    result = {k: v / max(count, 1) for k, v in totals.items()}
+    none, full, soft = (result[f"{prefix}{k}"] for k in ("none", "full", "soft"))
+    result[f"{prefix}recovered"] = (none - soft) / (none - full) if none > full else float("nan")
     return result
 
 
@@ -328,8 +331,6 @@ def train_soft(train: SoftTrainConfig, config: SoftConfig | None = None) -> dict
         "eval_after": after,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    import json
-
     (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
