@@ -207,8 +207,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if pipeline.generator is not None:
         pipeline.generator.warm_up()
     header = f"{'retrieved':>9} {'compressed':>10} {'ratio':>6} {'compress s':>10} {'answer s':>8}"
+    first = None
     for question in questions:
         result = pipeline.run(question)
+        first = first or result
         stats = result.stats()
         timings = stats["timings"]
         print(f"\nQ: {question}")
@@ -222,6 +224,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if result.answer is not None:
             print(f"answer:  {result.answer}")
     print(f"\ntokens counted with the {pipeline.compressor.counter.name!r} counter")
+    if args.compare and first is not None:
+        from ragzip.cli.showcase import DEMO_COMPRESSORS, compare, print_rows
+
+        ratio = max(args.ratio, 8.0)
+        print(
+            f"\nthe same retrieved documents under each text compressor at {ratio:g}x "
+            f"(words; the token pruner is trained once on first use, a few minutes):"
+        )
+        print(f"Q: {first.query}")
+        docs = [item.document for item in first.retrieved]
+        print_rows(compare(first.query, docs, Budget(ratio=ratio), DEMO_COMPRESSORS))
     return 0
 
 
@@ -246,6 +259,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.target,
             predictions=out,
             progress=sys.stderr.isatty(),
+            concurrency=args.concurrency,
         )
     if args.json:
         print(json.dumps({"compressor": compressor.to_dict(), **summary.to_dict()}))

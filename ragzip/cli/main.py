@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ratio", type=float, default=4.0)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--question", action="append", default=None, help="ask this instead")
+    p.add_argument(
+        "--no-compare",
+        dest="compare",
+        action="store_false",
+        help="skip the side-by-side run of the extractive, token-prune and abstractive compressors",
+    )
     _add_compressor_args(p)
     _add_generator_args(p)
     p.set_defaults(max_tokens=48)
@@ -89,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, required=True, help="compression ratio to score")
     p.add_argument("--predictions", default=None, help="write {id, compressed} JSONL here")
     p.add_argument("--limit", type=int, default=None, help="first N records only")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="records compressed at once by a thread pool (default 1); pair it with a "
+        'generator that batches, e.g. --params \'{"generator": {"type": "transformers", '
+        '"params": {"model": "smollm2-135m", "batch_size": 8}}}\'. s/record is then '
+        "wall-clock / records (throughput)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_compressor_args(p)
 

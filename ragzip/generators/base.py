@@ -299,10 +299,7 @@ class BaseGenerator(ABC):
             InvalidInputError: malformed messages or options.
             GenerationError: the backend failed.
         """
-        request = GenerationRequest.of(messages, max_tokens, temperature, stop)
-        start = time.perf_counter()
-        result = self._generate(request)
-        return self._finish(result, request, time.perf_counter() - start)
+        return self._timed(GenerationRequest.of(messages, max_tokens, temperature, stop))
 
     def stream(
         self,
@@ -318,6 +315,59 @@ class BaseGenerator(ABC):
         """
         request = GenerationRequest.of(messages, max_tokens, temperature, stop)
         return _apply_stop(self._stream(request), request.stop)
+
+    def generate_batch(
+        self,
+        messages: Sequence[MessagesLike],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> list[Generation]:
+        """Generates a completion for every item of ``messages``, in order.
+
+        Every request is checked before any runs. The default runs them one after another;
+        backends that can batch (a local model in one padded forward pass, an HTTP server
+        with concurrent requests) override this.
+
+        Args:
+            messages: Prompts or chat message lists, one per completion.
+            max_tokens: Most tokens to generate, per completion.
+            temperature: 0 for greedy decoding, higher to sample.
+            stop: Strings that end a completion.
+
+        Returns:
+            One :class:`Generation` per item of ``messages``, in the same order.
+
+        Raises:
+            InvalidInputError: ``messages`` is not a list, or an item or option is malformed.
+            GenerationError: the backend failed.
+        """
+        return self._generate_batch(self._batch_requests(messages, max_tokens, temperature, stop))
+
+    def _generate_batch(self, requests: list[GenerationRequest]) -> list[Generation]:
+        """Completions of validated requests, in order (override to batch)."""
+        return [self._timed(request) for request in requests]
+
+    def _timed(self, request: GenerationRequest) -> Generation:
+        """:meth:`_generate` of a validated request, timed and cut at its stop strings."""
+        start = time.perf_counter()
+        result = self._generate(request)
+        return self._finish(result, request, time.perf_counter() - start)
+
+    @staticmethod
+    def _batch_requests(
+        messages: Sequence[MessagesLike],
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+    ) -> list[GenerationRequest]:
+        if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable):
+            raise InvalidInputError(
+                "generate_batch takes a list of prompts or message lists, got "
+                f"{type(messages).__name__}: wrap a single prompt in a list"
+            )
+        return [GenerationRequest.of(m, max_tokens, temperature, stop) for m in messages]
 
     async def agenerate(
         self,

@@ -9,12 +9,18 @@ transformers load on first use.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ragzip._optional import require
 from ragzip.errors import ConfigError, GenerationError, ModelNotFoundError
-from ragzip.generators.base import BaseGenerator, Generation, GenerationRequest, Message
+from ragzip.generators.base import (
+    BaseGenerator,
+    Generation,
+    GenerationRequest,
+    Message,
+)
 from ragzip.generators.registry import generators
 from ragzip.models import resolve_model
 
@@ -82,7 +88,23 @@ class Seq2SeqGenerator(BaseGenerator):
     def _flatten(messages: Sequence[Message]) -> str:
         return "\n\n".join(m["content"] for m in messages if m["role"] != "assistant")
 
-    def generate_batch(
+    def _generate_batch(self, requests: list[GenerationRequest]) -> list[Generation]:
+        """All requests in one padded batch, in order (requests of different lengths or
+        temperatures run at the first one's settings: ``generate_batch`` gives them all the
+        same). Each result's ``seconds`` is the time of the whole call."""
+        start = time.perf_counter()
+        texts = self._texts(
+            [self._flatten(r.messages) for r in requests],
+            max_tokens=requests[0].max_tokens if requests else 0,
+            temperature=requests[0].temperature if requests else 0.0,
+        )
+        seconds = time.perf_counter() - start
+        return [
+            self._finish(Generation(text, self.model, None, None, None, 0.0), request, seconds)
+            for text, request in zip(texts, requests, strict=True)
+        ]
+
+    def _texts(
         self, prompts: Sequence[str], *, max_tokens: int = 256, temperature: float = 0.0
     ) -> list[str]:
         """Generates for several prompts in one padded forward pass per step."""
@@ -109,7 +131,7 @@ class Seq2SeqGenerator(BaseGenerator):
 
     def _generate(self, request: GenerationRequest) -> Generation:
         prompt = self._flatten(request.messages)
-        text = self.generate_batch(
+        text = self._texts(
             [prompt], max_tokens=request.max_tokens, temperature=request.temperature
         )[0]
         return Generation(text, self.model, None, None, None, 0.0)

@@ -73,7 +73,10 @@ class Registry(Generic[T]):
             raise ConfigError(f"a {self.kind} spec is a name or a dict, got {type(spec).__name__}")
         extra = set(spec) - {"type", "params"}
         if extra:
-            raise ConfigError(f"unknown keys in {self.kind} spec: {sorted(extra)}")
+            raise ConfigError(
+                f"unknown keys in {self.kind} spec: {sorted(extra)}; a spec is "
+                f"{{'type': NAME, 'params': {{...}}}}: put constructor arguments under 'params'"
+            )
         if "type" not in spec:
             raise ConfigError(f"a {self.kind} spec needs a 'type'; available: {self.names()}")
         params = spec.get("params") or {}

@@ -177,7 +177,7 @@ def test_a_local_seq2seq_model_writes_summaries(tmp_path: Path) -> None:
     texts = generator.generate_batch(
         ["Summarize: a short one.", "A longer prompt " * 5], max_tokens=6
     )
-    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert len(texts) == 2 and all(isinstance(t.text, str) for t in texts)
     spec = {"type": "transformers-seq2seq", "params": {"model": str(tmp_path)}}
     compressor = AbstractiveCompressor(spec, tokenizer="words", max_summary_words=12)
     budget = Budget(ratio=2)

@@ -91,7 +91,14 @@ def test_pipeline_errors_are_typed() -> None:
 
 def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["demo", "--question", "Which organelle produces ATP in the cell?", "--max-tokens", "24"]
+        [
+            "demo",
+            "--question",
+            "Which organelle produces ATP in the cell?",
+            "--max-tokens",
+            "24",
+            "--no-compare",
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0

@@ -59,6 +59,20 @@ def test_plain_pruning_keeps_words_in_order_near_the_budget(pruner_dir: Path, ra
         assert starts == sorted(starts) and len(set(starts)) == len(starts)
 
 
+@pytest.mark.parametrize("tokenizer", ["words", "tiktoken"])
+@pytest.mark.parametrize("question", ["", "When was the Eiffel Tower built?"])
+def test_joined_words_spend_the_whole_budget(
+    pruner_dir: Path, tokenizer: str, question: str
+) -> None:
+    # Punctuation and subwords are priced one by one but join their neighbours in the
+    # output; what that leaves of the budget is spent on more words.
+    comp = TokenPruneCompressor(str(pruner_dir), tokenizer=tokenizer)
+    budget = Budget(ratio=8)
+    result = comp.compress(question, DOCUMENTS, budget)
+    limit = budget.limit(result.tokens_before)
+    assert limit - 3 <= result.tokens_after <= limit
+
+
 def test_question_aware_spends_the_budget_on_the_relevant_document(pruner_dir: Path) -> None:
     comp = TokenPruneCompressor(str(pruner_dir), tokenizer="words")
     question = QUESTIONS[0]

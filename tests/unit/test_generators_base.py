@@ -173,7 +173,13 @@ def test_generators_satisfy_the_protocol_and_build_from_the_registry():
     assert isinstance(local, TransformersGenerator) and isinstance(local, Generator)
     assert local.to_dict() == {
         "type": "transformers",
-        "params": {"model": "smollm2-135m", "device": None, "dtype": "auto"},
+        "params": {
+            "model": "smollm2-135m",
+            "device": None,
+            "dtype": "auto",
+            "batch_size": 1,
+            "batch_wait_ms": 10.0,
+        },
     }
     assert {"openai", "transformers", "transformers-seq2seq"} <= set(generators.names())
 

@@ -13,8 +13,11 @@
 4. Fit: whole sentences are kept while they fit the budget; each is attributed to the document
    of its best supporting source sentence, so results keep ids and provenance.
 
-Concurrency: :meth:`acompress` calls run in threads; with the ``openai`` generator they reach
-the server concurrently, where vLLM batches them. The local generator serializes its calls.
+Concurrency: :meth:`compress` may be called from several threads at once (:meth:`acompress`
+runs it in a thread). With the ``openai`` generator the calls reach the server concurrently,
+where vLLM batches them; the local ``transformers`` generator serializes them, unless it is
+built with ``batch_size > 1`` (``{"type": "transformers", "params": {"model": ...,
+"batch_size": 8}}``), which merges concurrent summaries into one batched forward pass.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ DEFAULT_PROMPT = (
 _LENGTHS = (12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 _TERMINAL = re.compile(r"[.!?][\"')\]]*\s*$")
 
+# Generator parameters that change how requests are scheduled, not what is generated: left out
+# of summary cache keys, so batched and unbatched runs share cached summaries.
+_SCHEDULING_PARAMS = frozenset({"batch_size", "batch_wait_ms"})
+
 _generators: dict[str, Any] = {}
 _generators_lock = threading.Lock()
 
@@ -72,6 +79,17 @@ def shared_generator(spec: Mapping[str, Any] | str) -> Any:
         if key not in _generators:
             _generators[key] = generators.build(spec)
         return _generators[key]
+
+
+def _cache_identity(generator: Any) -> Any:
+    """What identifies a generator's output in cache keys: its spec without scheduling params."""
+    if not hasattr(generator, "to_dict"):
+        return repr(generator)
+    spec = generator.to_dict()
+    params = spec.get("params")
+    if isinstance(params, Mapping):
+        spec = {**spec, "params": {k: v for k, v in params.items() if k not in _SCHEDULING_PARAMS}}
+    return spec
 
 
 @dataclass(frozen=True)
@@ -347,9 +365,11 @@ class AbstractiveCompressor(BaseCompressor):
         prompt = self._render(request.query, sources, words)
         max_tokens = max(8, math.ceil(words * self.tokens_per_word))
         generator = self._generator()
-        spec = generator.to_dict() if hasattr(generator, "to_dict") else repr(generator)
         key = summary_key(
-            generator=spec, prompt=prompt, max_tokens=max_tokens, temperature=self.temperature
+            generator=_cache_identity(generator),
+            prompt=prompt,
+            max_tokens=max_tokens,
+            temperature=self.temperature,
         )
         raw = self.cache.get(key)
         cached = raw is not None

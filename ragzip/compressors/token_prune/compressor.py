@@ -38,6 +38,8 @@ from ragzip.types import Budget, CompressedDocument, Span
 
 __all__ = ["TokenPruneCompressor", "llmlingua_labels", "word_costs"]
 
+_FILL_ROUNDS = 4  # selections per request: the first, then up to 3 that spend what is left
+
 
 def word_costs(counter: TokenCounter, texts: Sequence[str]) -> np.ndarray:
     """Tokens of each word under ``counter`` (each distinct word counted once)."""
@@ -245,7 +247,51 @@ class TokenPruneCompressor(BaseCompressor):
                     )
                 words.append(Words(w.starts, w.ends, w.probs, forced))
                 groups.append(g)
-            keeps = self._select(request, active, words, scored, scores)
+            keeps, kept = self._fill_budget(request, active, words, groups, scored, scores)
+        info = {"words_kept": int(sum(int(k.sum()) for k in keeps))}
+        info["words_total"] = int(sum(len(w) for w in words))
+        return MethodOutput(kept, info)
+
+    def _fill_budget(
+        self,
+        request: Request,
+        active: list[int],
+        words: list[Words],
+        groups: list[np.ndarray],
+        scored: list[ScoredText],
+        scores: np.ndarray | None,
+    ) -> tuple[list[np.ndarray], list[CompressedDocument]]:
+        """Selects words, then spends what the joined text left of the budget.
+
+        Word costs are counted word by word, but kept neighbours join (``"Paris"`` and ``","``
+        become one whitespace word; subwords merge under BPE counters), so the output usually
+        costs less than its words. Up to :data:`_FILL_ROUNDS` times the unused part is added
+        to the limit and the selection redone; the last selection within budget is kept.
+        """
+        limit = float(request.limit)
+        best: tuple[list[np.ndarray], list[CompressedDocument]] | None = None
+        for _ in range(_FILL_ROUNDS if self.mode != "llmlingua" else 1):
+            keeps = self._select(request, active, words, scored, scores, limit)
+            kept = self._join(request, active, words, groups, keeps, scores)
+            used = sum(request.count(d.text) for d in kept)
+            if best is not None and used > request.limit:
+                break
+            best = (keeps, kept)
+            if used >= request.limit:
+                break
+            limit += request.limit - used
+        assert best is not None
+        return best
+
+    def _join(
+        self,
+        request: Request,
+        active: list[int],
+        words: list[Words],
+        groups: list[np.ndarray],
+        keeps: list[np.ndarray],
+        scores: np.ndarray | None,
+    ) -> list[CompressedDocument]:
         kept = []
         for i, w, g, keep in zip(active, words, groups, keeps, strict=True):
             doc = request.documents[i]
@@ -260,9 +306,7 @@ class TokenPruneCompressor(BaseCompressor):
                     text, doc.id, tuple(Span(a, b) for a, b in spans), score, doc.metadata
                 )
             )
-        info = {"words_kept": int(sum(int(k.sum()) for k in keeps))}
-        info["words_total"] = int(sum(len(w) for w in words))
-        return MethodOutput(kept, info)
+        return kept
 
     def _pieces(self, request: Request) -> tuple[list[list[tuple[int, int]]], np.ndarray | None]:
         """Character ranges of each document that go on to token pruning, and document
@@ -315,6 +359,7 @@ class TokenPruneCompressor(BaseCompressor):
         words: list[Words],
         scored: list[ScoredText],
         scores: np.ndarray | None,
+        limit: float,
     ) -> list[np.ndarray]:
         texts = [w.texts(request.documents[i].text) for i, w in zip(active, words, strict=True)]
         costs = [word_costs(request.counter, t) for t in texts]
@@ -333,14 +378,14 @@ class TokenPruneCompressor(BaseCompressor):
         # Must-keep words are paid for first; the rest of the budget is allocated.
         reserved = [float(c[w.forced].sum()) for w, c in zip(words, costs, strict=True)]
         sizes = [float(c.sum()) - r for c, r in zip(costs, reserved, strict=True)]
-        left = max(0, request.limit - math.ceil(sum(reserved)))
+        left = max(0, limit - math.ceil(sum(reserved)))
         budgets = self._budgets(left, active, sizes, scores)
         if budgets is not None:
             budgets = [b + r for b, r in zip(budgets, reserved, strict=True)]
         if budgets is None:  # one pool: all words compete
             probs = np.concatenate([w.probs for w in words])
             forced = np.concatenate([w.forced for w in words])
-            keep_all = self._choose(probs, np.concatenate(costs), request.limit, forced)
+            keep_all = self._choose(probs, np.concatenate(costs), limit, forced)
             bounds = np.cumsum([0] + [len(w) for w in words])
             return [keep_all[a:b] for a, b in itertools.pairwise(bounds)]
         return [

@@ -1,0 +1,29 @@
+"""The demo's side-by-side comparison of compressors on one question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ragzip.cli.showcase import compare, print_rows
+from ragzip.compressors.token_prune.train import init_pruner
+from ragzip.testing.fixtures import DOCUMENTS
+from ragzip.types import Budget
+
+
+def test_compare_gives_one_row_per_compressor_within_budget(tmp_path: Path, capsys) -> None:
+    pruner = init_pruner(tmp_path / "pruner", seed=0)
+    docs = list(DOCUMENTS[:4])
+    rows = compare(
+        "Which pigment absorbs light?",
+        docs,
+        Budget(ratio=4),
+        names=("extractive", "token-prune"),
+        params={"token-prune": {"model": str(pruner)}},
+    )
+    assert [r.name for r in rows] == ["extractive", "token-prune"]
+    for row in rows:
+        assert 0 < row.tokens_after <= row.tokens_before / 4 + 1
+        assert row.text and row.seconds >= 0
+    print_rows(rows)
+    out = capsys.readouterr().out
+    assert "[extractive]" in out and "[token-prune]" in out
