@@ -378,7 +378,7 @@ class TokenPruneCompressor(BaseCompressor):
         # Must-keep words are paid for first; the rest of the budget is allocated.
         reserved = [float(c[w.forced].sum()) for w, c in zip(words, costs, strict=True)]
         sizes = [float(c.sum()) - r for c, r in zip(costs, reserved, strict=True)]
-        left = max(0, limit - math.ceil(sum(reserved)))
+        left = max(0, int(limit) - math.ceil(sum(reserved)))
         budgets = self._budgets(left, active, sizes, scores)
         if budgets is not None:
             budgets = [b + r for b, r in zip(budgets, reserved, strict=True)]
