@@ -176,23 +176,23 @@ def run_eval(
     spec = TASKS[task]
     rows = list(records)
 
-    def compress(record: Mapping[str, Any]) -> tuple[str, float]:
-        words = math.floor(len(spec.context(record).split()) / target)
+    def compress(record: Mapping[str, Any]) -> tuple[str, float, int]:
+        original_words = len(spec.context(record).split())
         query, docs = spec.request(record)
         start = time.perf_counter()
-        result = compressor.compress(query, docs, Budget(tokens=words))
-        return result.text("\n"), time.perf_counter() - start
+        budget = Budget(tokens=math.floor(original_words / target))
+        result = compressor.compress(query, docs, budget)
+        return result.text("\n"), time.perf_counter() - start, original_words
 
     hits = recalls = within = 0
     ratios: list[float] = []
     seconds: list[float] = []
     wall_start = time.perf_counter()
     outputs = _progress(_in_order(compress, rows, concurrency), progress, task, len(rows))
-    for record, (compressed, elapsed) in zip(rows, outputs, strict=True):
+    for record, (compressed, elapsed, original_words) in zip(rows, outputs, strict=True):
         seconds.append(elapsed)
         if predictions is not None:
             predictions.write(json.dumps({"id": record["id"], "compressed": compressed}) + "\n")
-        original_words = len(spec.context(record).split())
         kept_words = len(compressed.split())
         ratio = original_words / kept_words if kept_words else math.inf
         recall = spec.hit(record, compressed)
@@ -218,10 +218,10 @@ def run_eval(
 
 
 def _in_order(
-    fn: Callable[[Mapping[str, Any]], tuple[str, float]],
+    fn: Callable[[Mapping[str, Any]], tuple[str, float, int]],
     rows: list[Mapping[str, Any]],
     concurrency: int,
-) -> Iterator[tuple[str, float]]:
+) -> Iterator[tuple[str, float, int]]:
     """``fn`` of every row, in row order, computed by ``concurrency`` threads."""
     if concurrency == 1:
         yield from map(fn, rows)
