@@ -20,15 +20,23 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragzip.errors import ModelNotFoundError
+from ragzip.errors import ConfigError, ModelNotFoundError
 
-__all__ = ["SHORT_NAMES", "ResolvedModel", "cache_dir", "resolve_model"]
+__all__ = [
+    "SHORT_NAMES",
+    "ResolvedModel",
+    "cache_dir",
+    "normalize_model_name",
+    "resolve_model",
+]
 
 SHORT_NAMES = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2",
     "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
     "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
 }
+# Every spelling of a packaged model's names, lower-cased, -> its one canonical short name.
+_CANONICAL = {"minilm": "minilm", "all-minilm-l6-v2": "minilm", "smollm2-135m": "smollm2-135m"}
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _lock = threading.Lock()
 
@@ -113,21 +121,53 @@ def _convert_gguf(folder: Path, filename: str, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-_RESOLVERS = {"minilm": _minilm, "all-minilm-l6-v2": _minilm, "smollm2-135m": _smollm2}
+_RESOLVERS = {"minilm": _minilm, "smollm2-135m": _smollm2}
+
+
+def normalize_model_name(name: object) -> str:
+    """The one spelling of a model name that caches and registries key on.
+
+    Surrounding whitespace is stripped. Packaged short names and their aliases are matched
+    case-insensitively and replaced by their canonical short name (``"MiniLM"``,
+    ``" minilm "`` and ``"all-MiniLM-L6-v2"`` all give ``"minilm"``). Anything else is a hub
+    id or a local path and keeps its case.
+
+    Args:
+        name: A short name, hub id or local path.
+
+    Returns:
+        The normalised name.
+
+    Raises:
+        ConfigError: ``name`` is not a string, or is empty or only whitespace.
+
+    Example:
+        >>> normalize_model_name(" MINILM ")
+        'minilm'
+        >>> normalize_model_name("sentence-transformers/all-MiniLM-L6-v2")
+        'sentence-transformers/all-MiniLM-L6-v2'
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"model name must be a string, got {type(name).__name__} {name!r}")
+    stripped = name.strip()
+    if not stripped:
+        raise ConfigError(f"model name must be a non-empty string, got {name!r}")
+    return _CANONICAL.get(stripped.lower(), stripped)
 
 
 def resolve_model(name: str) -> ResolvedModel:
-    """Resolves a short name, a local path or a hub id.
+    """Resolves a short name, a local path or a hub id (normalised first, see
+    :func:`normalize_model_name`).
 
     Raises:
-        ModelNotFoundError: a short name whose package is missing.
+        ModelNotFoundError: an empty name, or a short name whose package is missing.
     """
     if not isinstance(name, str) or not name.strip():
         raise ModelNotFoundError(f"model name must be a non-empty string, got {name!r}")
-    key = name.strip().lower()
+    key = normalize_model_name(name)
     if key in _RESOLVERS:
         return _RESOLVERS[key]()
-    path = Path(name).expanduser()
+    path = Path(key).expanduser()
     if path.exists():
-        return ResolvedModel(name, str(path), True)
-    return ResolvedModel(name, name, False)
+        return ResolvedModel(key, str(path), True)
+    return ResolvedModel(key, key, False)

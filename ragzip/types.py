@@ -7,13 +7,13 @@ return new objects that say where each kept piece of text came from.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from ragzip.errors import InvalidInputError
+from ragzip.patterns import compile_pattern, matches_any
 
 __all__ = [
     "Budget",
@@ -138,10 +138,7 @@ class Budget:
         object.__setattr__(self, "keep", tuple(str(k) for k in self.keep if str(k)))
         object.__setattr__(self, "keep_patterns", tuple(self.keep_patterns))
         for pattern in self.keep_patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise InvalidInputError(f"invalid keep pattern {pattern!r}: {exc}") from exc
+            compile_pattern(pattern)
 
     def limit(self, tokens_before: int) -> int:
         """The token ceiling for a context of ``tokens_before`` tokens."""
@@ -153,10 +150,15 @@ class Budget:
         return max(0, min(limits))
 
     def must_keep(self, text: str) -> bool:
-        """Whether ``text`` contains a string or pattern that has to be kept."""
+        """Whether ``text`` contains a string or pattern that has to be kept.
+
+        Raises:
+            InvalidInputError: a keep pattern ran past its time limit (see
+                :mod:`ragzip.patterns`).
+        """
         if any(k in text for k in self.keep):
             return True
-        return any(re.search(p, text) for p in self.keep_patterns)
+        return matches_any(self.keep_patterns, text)
 
     @classmethod
     def of(cls, value: Budget | float | int | Mapping[str, Any]) -> Budget:

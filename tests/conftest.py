@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +114,34 @@ def redis_server_factory() -> Iterator[Callable[[int | None], RedisServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+# --- apps served by uvicorn on loopback ----------------------------------------------------------
+@contextlib.contextmanager
+def _serve_app(app: Any, **config: Any) -> Iterator[str]:
+    """Runs an ASGI app with uvicorn on a free loopback port in a background thread."""
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``with serve_app(app, **uvicorn_config) as url:`` runs ``app`` on loopback."""
+    return _serve_app

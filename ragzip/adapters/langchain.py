@@ -264,6 +264,10 @@ def _index_of(source_id: str, size: int) -> int:
     raise RuntimeError(f"the compressor returned an unknown source id {source_id!r}")
 
 
+_LANGCHAIN_INVOKE_KWARGS = frozenset({"verbose"})
+"""Keywords ``BaseRetriever.invoke`` reads itself yet still hands to the retrieval method."""
+
+
 def _to_langchain(hit: ScoredDocument) -> LCDocument:
     doc = hit.document
     metadata = _copy_metadata(doc.metadata)
@@ -280,12 +284,15 @@ class RagzipRetriever(BaseRetriever):
 
     Args:
         retriever: A ragzip retriever (anything with ``retrieve`` and ``aretrieve``).
-        k: Documents per query.
+        k: Documents per query; ``invoke(query, k=...)`` (and ``ainvoke``) overrides it for
+            one call.
 
     Example:
         >>> index = FaissRetriever("minilm")
         >>> index.add(docs)
-        >>> RagzipRetriever(retriever=index, k=3).invoke("Who discovered penicillin?")
+        >>> retriever = RagzipRetriever(retriever=index, k=3)
+        >>> retriever.invoke("Who discovered penicillin?")          # 3 documents
+        >>> retriever.invoke("Who discovered penicillin?", k=1)     # 1 document
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -304,15 +311,44 @@ class RagzipRetriever(BaseRetriever):
         return value
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        **kwargs: Any,
     ) -> list[LCDocument]:
-        return [_to_langchain(hit) for hit in self.retriever.retrieve(query, self.k)]
+        hits = self.retriever.retrieve(query, self._k_for_call(k, kwargs))
+        return [_to_langchain(hit) for hit in hits]
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        **kwargs: Any,
     ) -> list[LCDocument]:
-        hits = await self.retriever.aretrieve(query, self.k)
+        hits = await self.retriever.aretrieve(query, self._k_for_call(k, kwargs))
         return [_to_langchain(hit) for hit in hits]
+
+    def _k_for_call(self, k: int | None, kwargs: Mapping[str, Any]) -> int:
+        """How many documents one call returns: ``invoke(query, k=...)`` or the default.
+
+        Raises:
+            InvalidInputError: ``k`` is not an int >= 0, or ``invoke`` got another keyword.
+        """
+        unknown = sorted(set(kwargs) - _LANGCHAIN_INVOKE_KWARGS)
+        if unknown:
+            raise InvalidInputError(
+                f"RagzipRetriever.invoke got unexpected keyword arguments {unknown}: it takes "
+                "only k (documents per query); set other options on the ragzip retriever"
+            )
+        if k is None:
+            return self.k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise InvalidInputError(f"k must be an int >= 0 (documents per query), got {k!r}")
+        return k
 
 
 class LangChainRetrieverAdapter:

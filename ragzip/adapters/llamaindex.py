@@ -14,13 +14,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ragzip.adapters._common import CompressorFields
 from ragzip.errors import InvalidInputError, MissingDependencyError
-from ragzip.types import CompressedDocument, CompressionResult, Document
+from ragzip.middleware.base import Compressor
+from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
 
 try:
-    from llama_index.core.bridge.pydantic import ConfigDict
+    from llama_index.core.bridge.pydantic import ConfigDict, field_serializer
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import (
         ImageNode,
@@ -48,7 +50,12 @@ class RagzipNodePostprocessor(CompressorFields, BaseNodePostprocessor):
     whose metadata gains a ``"ragzip"`` entry (``source_id``, ``spans``, ``score``, ``ratio``
     of the whole context, ``compressor``), hidden from the LLM and the embedder. Nodes that
     keep nothing are dropped; image nodes and nodes without text pass through unchanged.
-    Inputs are never modified.
+    Inputs are never modified. A query is required: ``postprocess_nodes`` without
+    ``query_bundle`` or ``query_str`` raises :class:`~ragzip.errors.InvalidInputError`.
+
+    ``to_dict()``/``to_json()`` give the compressor as its spec (``{"type", "params"}``) and
+    the budget as a dict, and ``from_dict()``/``from_json()`` build it back; a compressor
+    outside the registry serialises but cannot be built back from its spec.
 
     Args:
         compressor: A ragzip compressor, a pipeline (its compressor), a registry name such as
@@ -58,6 +65,7 @@ class RagzipNodePostprocessor(CompressorFields, BaseNodePostprocessor):
     Example:
         >>> postprocessor = RagzipNodePostprocessor("extractive", budget={"tokens": 300})
         >>> postprocessor.postprocess_nodes(nodes, query_str="Who discovered penicillin?")
+        >>> RagzipNodePostprocessor.from_json(postprocessor.to_json())
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -66,31 +74,48 @@ class RagzipNodePostprocessor(CompressorFields, BaseNodePostprocessor):
     def class_name(cls) -> str:
         return "RagzipNodePostprocessor"
 
+    @field_serializer("compressor")
+    def _compressor_spec(self, compressor: Compressor) -> dict[str, Any]:
+        return compressor.to_dict()
+
+    @field_serializer("budget")
+    def _budget_fields(self, budget: Budget) -> dict[str, Any]:
+        return budget.to_dict()
+
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
+        query = _query(query_bundle)
         texts = _text_positions(nodes)
         if not texts:
             return list(nodes)
-        result = self.compressor.compress(
-            _query(query_bundle), _to_ragzip(nodes, texts), self.budget
-        )
+        result = self.compressor.compress(query, _to_ragzip(nodes, texts), self.budget)
         return _rebuild(nodes, texts, result)
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
+        query = _query(query_bundle)
         texts = _text_positions(nodes)
         if not texts:
             return list(nodes)
-        result = await self.compressor.acompress(
-            _query(query_bundle), _to_ragzip(nodes, texts), self.budget
-        )
+        result = await self.compressor.acompress(query, _to_ragzip(nodes, texts), self.budget)
         return _rebuild(nodes, texts, result)
 
 
 def _query(bundle: QueryBundle | None) -> str:
-    return bundle.query_str if bundle is not None else ""
+    """The text to compress for.
+
+    Raises:
+        InvalidInputError: there is no bundle, or its ``query_str`` is blank.
+    """
+    query = bundle.query_str if bundle is not None else None
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInputError(
+            "RagzipNodePostprocessor compresses for a query but got none: pass "
+            "query_bundle=QueryBundle('...') or query_str='...' to postprocess_nodes"
+        )
+    return query
 
 
 def _text_positions(nodes: Sequence[NodeWithScore]) -> list[int]:

@@ -29,9 +29,21 @@ carries ``X-Ragzip-Tokens-Before``, ``X-Ragzip-Tokens-After``, ``X-Ragzip-Ratio`
    compressor.
 
 All documents of one request are compressed together in one call, in a worker thread.
-Requests with neither marking are forwarded byte for byte (the headers say 0 saved). Upstream
-4xx answers are relayed as they are; 5xx answers and connection failures become 502,
-timeouts 504, invalid ``ragzip`` fields 422, all as ``{"error": {"message", "type"}}``.
+Requests with neither marking are forwarded byte for byte (the headers say 0 saved).
+
+**One request path.** Mounted by ``ragzip serve``, the proxy goes through the sidecar's path:
+auth and the body limits before parsing, the compressor chosen under the server's request
+policy (:mod:`ragzip.adapters.rest.policy`, so a request cannot name models, files or URLs),
+the document and token limits, one compute slot for the whole request (streams included),
+the request timeout and the metrics. ``GET /v1/models`` relays the upstream's list.
+
+**Errors** are OpenAI's: ``{"error": {"message", "type", "param", "code"}}``; an invalid
+request (malformed JSON, a bad ``ragzip`` field) is 400 ``invalid_request_error``; limits are
+413/429; upstream 4xx answers are relayed as they are; 5xx answers and connection failures
+become 502 and timeouts 504. Messages name the upstream without its credentials.
+
+**Credentials.** Only ``upstream_api_key`` is sent upstream; a client's ``Authorization``
+header (the sidecar's own key, or anything else) is never forwarded.
 
 **Lifecycle.** The proxy shares one lazily created ``httpx.AsyncClient``. The router's lifespan
 closes it on shutdown: FastAPI merges router lifespans on ``app.include_router(router)``, so
@@ -39,10 +51,10 @@ nothing else is needed. Code that drives :class:`ChatProxy` itself calls
 :meth:`ChatProxy.aclose`.
 
 Example:
-    >>> from types import SimpleNamespace
+    >>> from ragzip.adapters.rest import ServerSettings
     >>> from fastapi import FastAPI
     >>> from ragzip.adapters.proxy import create_proxy_router
-    >>> settings = SimpleNamespace(upstream_url="http://127.0.0.1:8000/v1", compressor="extractive")
+    >>> settings = ServerSettings(upstream_url="http://127.0.0.1:8000/v1", compressor="extractive")
     >>> app = FastAPI()
     >>> app.include_router(create_proxy_router(settings))
 """
@@ -53,266 +65,91 @@ import asyncio
 import json
 import logging
 import math
-import re
-import threading
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx
 
-from ragzip.errors import (
-    ConfigError,
-    InvalidInputError,
-    MissingDependencyError,
-    RagzipError,
+from ragzip.adapters.chat_context import (
+    APPENDED_CONTEXT,
+    SYSTEM_CONTEXT,
+    USER_CONTEXT,
+    ChatPlan,
+    InvalidChatRequest,
+    plan_request,
 )
+from ragzip.errors import ConfigError, MissingDependencyError
 from ragzip.middleware.base import BudgetLike, Compressor
-from ragzip.middleware.prompt import PromptTemplate
-from ragzip.middleware.registry import compressors
-from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
+from ragzip.types import CompressionResult
+from ragzip.wire import openai as wire
 
 try:
     from fastapi import APIRouter, FastAPI, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
-    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from ragzip.adapters.rest.errors import (
+        UpstreamError,
+        describe,
+        error_response,
+        log_unexpected,
+    )
+    from ragzip.adapters.rest.hardening import Limiter, Slot, check_input_size, json_depth
+    from ragzip.adapters.rest.metrics import Metrics
+    from ragzip.adapters.rest.service import Services
+    from ragzip.adapters.rest.settings import ServerSettings
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingDependencyError(
         f"the OpenAI-compatible proxy needs FastAPI ({exc}). Install it: pip install "
         "'ragzip[server]'"
     ) from exc
 
-__all__ = ["ChatProxy", "create_proxy_router"]
+__all__ = [
+    "APPENDED_CONTEXT",
+    "SYSTEM_CONTEXT",
+    "USER_CONTEXT",
+    "ChatProxy",
+    "create_proxy_router",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BUDGET: Mapping[str, Any] = {"ratio": 4.0}
-SYSTEM_CONTEXT = "Answer using the context below when it is relevant.\n\nContext:\n{context}"
-APPENDED_CONTEXT = "\n\nContext:\n{context}"
-USER_CONTEXT = "Context:\n{context}\n\n{content}"
-_CACHED_COMPRESSORS = 8
-
-_SECTION = re.compile(r"<ragzip:context>(.*?)</ragzip:context>", re.DOTALL)
-_DOC = re.compile(r"<doc(?:\s+id=\"([^\"]*)\")?\s*>(.*?)</doc>", re.DOTALL)
-_RULE = re.compile(r"^[ \t]*-{3,}[ \t]*$", re.MULTILINE)
 # Not relayed either way: hop-by-hop headers, and ones the relaying side sets itself.
 _HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
      "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization", "date", "server"}
 )  # fmt: skip
 _FORWARDED = ("openai-organization", "openai-project", "x-request-id")
+# Fields of other settings objects that a standalone proxy takes over.
+_SETTING_FIELDS = (
+    "upstream_url", "upstream_api_key", "request_timeout_s", "compressor", "budget",
+    "max_concurrency", "max_queue", "max_documents", "max_tokens_per_request", "max_body_bytes",
+    "max_json_depth", "retry_after_s", "allow_regex", "allow_request_params", "compressors",
+    "request_compressors", "log_documents",
+)  # fmt: skip
 
 
-# -- wire schema of the extension field -------------------------------------------------------
-class RagzipOptions(BaseModel):
-    """The ``ragzip`` field of a chat completions request (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    documents: list[Any] = []
-    query: str | None = None
-    budget: Any = None
-    compressor: str | dict[str, Any] | None = None
-    inject: Literal["system", "user"] = "system"
-
-
-class _Invalid(InvalidInputError):
-    """A request the proxy refuses with 422; ``param`` names the offending field."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-# -- planning: what in a request is context, and how it goes back -------------------------------
-@dataclass
-class _Plan:
-    """The context found in one request body, and how to write the compressed one back."""
-
-    body: dict[str, Any]
-    options: RagzipOptions | None
-    query: str
-    budget: Budget
-    documents: list[Document] = field(default_factory=list)
-    sections: list[list[str]] = field(default_factory=list)  # document ids per section
-
-    @property
-    def has_context(self) -> bool:
-        return bool(self.documents)
-
-    def apply(self, result: CompressionResult) -> dict[str, Any]:
-        """The request body to forward: sections replaced, field context injected."""
-        kept: dict[str, list[CompressedDocument]] = {}
-        for doc in result.documents:
-            kept.setdefault(doc.source_id, []).append(doc)
-        body = {k: v for k, v in self.body.items() if k != "ragzip"}
-        messages = [dict(m) if isinstance(m, Mapping) else m for m in body.get("messages", [])]
-        replacements = iter(
-            "\n\n".join(" ".join(d.text for d in kept.get(i, [])) for i in ids if i in kept)
-            for ids in self.sections
-        )
-        for message in messages:
-            if isinstance(message, dict):
-                _map_text(message, lambda text: _SECTION.sub(lambda _: next(replacements), text))
-        body["messages"] = messages
-        field_docs = [d for d in result.documents if d.source_id.startswith("f")]
-        if field_docs and self.options is not None:
-            context = PromptTemplate().context(field_docs)
-            _inject(messages, context, self.options.inject)
-        return body
-
-
-def _plan(body: dict[str, Any], default_budget: BudgetLike) -> _Plan:
-    """Finds the context of a request; raises :class:`_Invalid` for malformed ragzip input."""
-    options: RagzipOptions | None = None
-    if "ragzip" in body:
-        raw = body["ragzip"]
-        if not isinstance(raw, Mapping):
-            raise _Invalid("'ragzip' must be an object", "ragzip")
-        try:
-            options = RagzipOptions.model_validate(raw)
-        except ValidationError as exc:
-            details = "; ".join(
-                f"ragzip.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            raise _Invalid(f"invalid 'ragzip' field: {details}", "ragzip") from None
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        if options is None:
-            return _Plan(body, None, "", Budget.of(default_budget))
-        raise _Invalid("'messages' must be a list of messages", "messages")
-    try:
-        budget = Budget.of(
-            options.budget if options is not None and options.budget is not None
-            else default_budget
-        )  # fmt: skip
-    except (InvalidInputError, TypeError) as exc:
-        raise _Invalid(f"invalid ragzip.budget: {exc}", "ragzip.budget") from None
-    documents: list[Document] = []
-    if options is not None:
-        for i, item in enumerate(options.documents):
-            try:
-                doc = Document.from_any(item, i)
-            except InvalidInputError as exc:
-                raise _Invalid(f"invalid ragzip.documents: {exc}", "ragzip.documents") from None
-            documents.append(Document(doc.text, id=f"f{i}", metadata=doc.metadata))
-    sections: list[list[str]] = []
-    for m, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            continue
-        for text in _texts(message):
-            opened, closed = text.count("<ragzip:context>"), text.count("</ragzip:context>")
-            found = _SECTION.findall(text)
-            if not (opened == closed == len(found)):
-                raise _Invalid(
-                    f"message {m} has an unbalanced <ragzip:context> tag: close every "
-                    "<ragzip:context> with </ragzip:context> and do not nest them",
-                    f"messages.{m}.content",
-                )
-            for section in found:
-                ids = []
-                for d, (text_id, doc_text) in enumerate(_split_section(section)):
-                    doc_id = f"s{len(sections)}.{d}"
-                    meta = {"id": text_id} if text_id else {}
-                    documents.append(Document(doc_text, id=doc_id, metadata=meta))
-                    ids.append(doc_id)
-                sections.append(ids)
-    query = options.query if options is not None and options.query is not None else None
-    if query is None:
-        query = _last_user_text(messages)
-    return _Plan(body, options, query, budget, documents, sections)
-
-
-def _split_section(section: str) -> list[tuple[str, str]]:
-    """(id, text) of each document of a marked section."""
-    if "<doc" in section:
-        pieces = [(m.group(1) or "", m.group(2)) for m in _DOC.finditer(section)]
-    else:
-        pieces = [("", piece) for piece in _RULE.split(section)]
-    return [(i, t.strip()) for i, t in pieces if t.strip()]
-
-
-def _texts(message: Mapping[str, Any]) -> list[str]:
-    content = message.get("content")
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, list):
-        return [
-            p["text"] for p in content
-            if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
-        ]  # fmt: skip
-    return []
-
-
-def _map_text(message: dict[str, Any], fn: Any) -> None:
-    """Rewrites the text of a message (string content or text parts), in order."""
-    content = message.get("content")
-    if isinstance(content, str):
-        message["content"] = fn(content)
-    elif isinstance(content, list):
-        parts = []
-        for p in content:
-            if (
-                isinstance(p, Mapping)
-                and p.get("type") == "text"
-                and isinstance(p.get("text"), str)
-            ):
-                p = {**p, "text": fn(p["text"])}
-            parts.append(p)
-        message["content"] = parts
-
-
-def _last_user_text(messages: list[Any]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            return _SECTION.sub(" ", "\n".join(_texts(message))).strip()
-    return ""
-
-
-def _inject(messages: list[Any], context: str, where: str) -> None:
-    if where == "user":
-        for message in reversed(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                content = message.get("content")
-                if isinstance(content, list):
-                    message["content"] = [
-                        {"type": "text", "text": f"Context:\n{context}"},
-                        *content,
-                    ]
-                else:
-                    message["content"] = USER_CONTEXT.format(context=context, content=content or "")
-                return
-        raise _Invalid("ragzip.inject is 'user' but there is no user message", "ragzip.inject")
-    first = messages[0] if messages else None
-    if (
-        isinstance(first, dict)
-        and first.get("role") in ("system", "developer")
-        and isinstance(first.get("content"), str)
-    ):
-        first["content"] += APPENDED_CONTEXT.format(context=context)
-    else:
-        messages.insert(0, {"role": "system", "content": SYSTEM_CONTEXT.format(context=context)})
-
-
-# -- the proxy ----------------------------------------------------------------------------------
 class ChatProxy:
     """Compresses the context of chat completion requests and forwards them upstream.
 
     Args:
-        settings: Any object with ``upstream_url`` (base URL ending in ``/v1``) and optionally
-            ``upstream_api_key``, ``request_timeout_s`` (default 60), ``compressor`` (spec,
-            default ``"extractive"``), ``budget`` or ``default_budget`` (default ratio 4) and
-            ``allow_request_compressor`` (default true).
-        compressor: A ready compressor, used instead of the settings' spec.
+        settings: :class:`ServerSettings`, or any object with ``upstream_url`` (a base URL
+            ending in ``/v1``) and optionally other settings fields (``upstream_api_key``,
+            ``request_timeout_s``, ``compressor``, ``budget``, limits...).
+        compressor: A ready compressor, used as the default (and for its name).
         budget: Default budget, instead of the settings' one.
+        services: The sidecar's components (compressor cache, request policy); built from
+            ``settings`` when not given.
+        limiter: The sidecar's concurrency and time limits; built from ``settings`` when not
+            given.
+        metrics: The sidecar's metrics (compression counters), if any.
 
     Raises:
         ConfigError: the upstream URL is missing or not http(s), or the compressor spec or
             budget is invalid.
 
     Example:
-        >>> proxy = ChatProxy(settings)
+        >>> proxy = ChatProxy(ServerSettings(upstream_url="http://127.0.0.1:8000/v1"))
         >>> app.include_router(proxy.router)  # the router's lifespan closes the client
     """
 
@@ -322,30 +159,34 @@ class ChatProxy:
         *,
         compressor: Compressor | None = None,
         budget: BudgetLike | None = None,
+        services: Services | None = None,
+        limiter: Limiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        url = getattr(settings, "upstream_url", None)
+        settings = _server_settings(settings, compressor, budget)
+        url = settings.upstream_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            shown = wire.redact_url(url) if isinstance(url, str) else url
             raise ConfigError(
                 f"the proxy needs upstream_url, an http(s) URL like http://host:8000/v1; "
-                f"got {url!r}"
+                f"got {shown!r}"
             )
-        self.url = url.rstrip("/") + "/chat/completions"
-        self.api_key: str | None = getattr(settings, "upstream_api_key", None) or None
-        self.timeout = float(getattr(settings, "request_timeout_s", 60.0) or 60.0)
-        spec = getattr(settings, "compressor", None) or "extractive"
-        self.compressor_spec: str | dict[str, Any] = _plain_spec(spec)
-        if budget is None:
-            budget = getattr(settings, "budget", None) or getattr(settings, "default_budget", None)
-        self.budget: BudgetLike = _plain_spec(budget) if budget is not None else DEFAULT_BUDGET
-        try:
-            Budget.of(self.budget)  # fail at startup, not on the first request
-        except (InvalidInputError, TypeError) as exc:
-            raise ConfigError(f"invalid proxy budget {self.budget!r}: {exc}") from exc
-        self.allow_request_compressor = bool(getattr(settings, "allow_request_compressor", True))
-        # Constructors are cheap (models load on first use): build now so a bad spec fails here.
-        self._default: Compressor = compressor or compressors.build(self.compressor_spec)
-        self._built: dict[str, Compressor] = {}
-        self._lock = threading.Lock()
+        self.settings = settings
+        self.base = url.rstrip("/")
+        self.url = self.base + "/chat/completions"
+        self.shown_url = wire.redact_url(self.url)
+        self.api_key = settings.upstream_api_key
+        self.timeout = settings.request_timeout_s
+        overrides = {compressor.name: compressor} if compressor is not None else None
+        self.services = services or Services(settings, compressor_overrides=overrides)
+        self.services.compressor(None)  # a bad default spec fails here, not on a request
+        self.limiter = limiter or Limiter(
+            settings.max_concurrency,
+            settings.max_queue,
+            settings.request_timeout_s,
+            settings.retry_after_s,
+        )
+        self.metrics = metrics
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self.router = self._make_router()
@@ -379,131 +220,201 @@ class ChatProxy:
             self.chat_completions,
             methods=["POST"],
             summary="Compress the request's context and forward it to the upstream",
+            openapi_extra=_CHAT_OPENAPI,
+            responses=_ERROR_RESPONSES,
+        )
+        router.add_api_route(
+            "/v1/models",
+            self.models,
+            methods=["GET"],
+            summary="The upstream's models",
+            responses=_ERROR_RESPONSES,
         )
         return router
 
-    # -- compression ---------------------------------------------------------------------------
-    def compressor_for(self, spec: str | Mapping[str, Any] | None) -> Compressor:
-        """The default compressor, or one built (and cached) from a request's spec."""
-        if spec is None:
-            return self._default
-        key = json.dumps(spec, sort_keys=True, default=str)
-        with self._lock:
-            built = self._built.get(key)
-            if built is None:
-                built = compressors.build(spec)
-                if len(self._built) >= _CACHED_COMPRESSORS:
-                    self._built.pop(next(iter(self._built)))
-                self._built[key] = built
-            return built
-
-    def _compress(self, plan: _Plan) -> CompressionResult:
-        spec = plan.options.compressor if plan.options is not None else None
-        compressor = self.compressor_for(spec)
-        return compressor.compress(plan.query, plan.documents, plan.budget)
-
-    # -- the route -----------------------------------------------------------------------------
+    # -- the routes ----------------------------------------------------------------------------
     async def chat_completions(self, request: Request) -> Response:
         """Compresses, forwards, relays; see the module docstring."""
-        raw = await request.body()
+        stack = AsyncExitStack()
+        try:
+            raw = await request.body()
+            plan = self._plan(raw)
+            held = await stack.enter_async_context(self.limiter.slot())
+            result = await self._compress(plan, held) if plan.has_context else None
+            if plan.options is None and not plan.has_context:
+                content = raw  # nothing of ours in it: forwarded byte for byte
+            else:
+                forwarded = plan.apply(result or _EMPTY)
+                content = json.dumps(forwarded).encode()  # ASCII: lone surrogates stay escaped
+            return await self._forward(content, request, result, held, stack)
+        except Exception as exc:
+            await stack.aclose()
+            return self._error_of(exc, request)
+
+    async def models(self, request: Request) -> Response:
+        """Relays the upstream's ``GET /models``."""
+        try:
+            async with self.limiter.slot() as held:
+                response = await self.client().get(
+                    self.base + "/models", headers=self._headers(request), timeout=held.left()
+                )
+                if response.status_code >= 500:
+                    raise UpstreamError(
+                        f"upstream answered HTTP {response.status_code}: {_message_of(response)}"
+                    )
+                relayed = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
+                return Response(response.content, response.status_code, headers=relayed)
+        except Exception as exc:
+            failure = _upstream_error(exc, self.base + "/models", self.timeout)
+            return self._error_of(failure, request)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _plan(self, raw: bytes) -> ChatPlan:
+        if json_depth(raw) > self.settings.max_json_depth:
+            raise InvalidChatRequest(
+                f"the JSON body is nested deeper than {self.settings.max_json_depth} levels "
+                "(max_json_depth)"
+            )
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            body = None
-        if not isinstance(body, dict):  # not ours to judge: the upstream answers it
-            return await self._forward(raw, request, None)
-        try:
-            plan = _plan(body, self.budget)
-            asked = plan.options is not None and plan.options.compressor is not None
-            if asked and not self.allow_request_compressor:
-                raise _Invalid(
-                    "this server does not accept per-request compressors; drop ragzip.compressor",
-                    "ragzip.compressor",
-                )
-            if plan.options is None and not plan.has_context:
-                return await self._forward(raw, request, None)
-            result = await asyncio.to_thread(self._compress, plan) if plan.has_context else None
-            forwarded = plan.apply(result) if result is not None else plan.apply(_EMPTY)
-        except _Invalid as exc:
-            return _error(422, str(exc), "invalid_request_error", exc.param)
-        except (InvalidInputError, ConfigError) as exc:
-            return _error(422, f"cannot compress this request: {exc}", "invalid_request_error")
-        except RagzipError as exc:
-            logger.warning("compression failed: %s", exc)
-            return _error(500, f"compression failed: {exc}", "server_error")
-        content = json.dumps(forwarded, ensure_ascii=False).encode()
-        return await self._forward(content, request, result)
+            raise InvalidChatRequest("the request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidChatRequest("the request body must be a JSON object")
+        return plan_request(body, self.services.default_budget)
 
-    async def _forward(
-        self, content: bytes, request: Request, result: CompressionResult | None
-    ) -> Response:
+    async def _compress(self, plan: ChatPlan, held: Slot) -> CompressionResult:
+        spec = plan.options.compressor if plan.options is not None else None
+        compressor = self.services.compressor(spec)
+        budget = self.services.budget(plan.budget)
+        texts = [d.text for d in plan.documents]
+        check_input_size(
+            plan.query,
+            texts,
+            max_documents=self.settings.max_documents,
+            max_tokens=self.settings.max_tokens_per_request,
+            count=self.services.count(compressor),
+        )
+        result = await self.limiter.in_thread(
+            held, compressor.compress, plan.query, plan.documents, budget
+        )
+        if self.metrics is not None:
+            self.metrics.observe_compression(
+                result.compressor, result.tokens_before, result.tokens_after
+            )
+        return result
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        """Headers sent upstream: never the client's credentials, only the upstream key."""
         headers = {
             "content-type": request.headers.get("content-type", "application/json"),
             "accept": request.headers.get("accept", "application/json"),
             "accept-encoding": "identity",  # relay bytes as they arrive, undecoded
         }
-        auth = f"Bearer {self.api_key}" if self.api_key else request.headers.get("authorization")
-        if auth:
-            headers["authorization"] = auth
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
         for name in _FORWARDED:
             if name in request.headers:
                 headers[name] = request.headers[name]
+        return headers
+
+    async def _forward(
+        self,
+        content: bytes,
+        request: Request,
+        result: CompressionResult | None,
+        held: Slot,
+        stack: AsyncExitStack,
+    ) -> Response:
         savings = _savings_headers(result)
         client = self.client()
         upstream: httpx.Response | None = None
         try:
-            req = client.build_request("POST", self.url, content=content, headers=headers)
+            req = client.build_request(
+                "POST", self.url, content=content, headers=self._headers(request),
+                timeout=held.left(),
+            )  # fmt: skip
             upstream = await client.send(req, stream=True)
             if upstream.status_code >= 500:
                 await upstream.aread()
-                return _error(
-                    502,
-                    f"upstream answered HTTP {upstream.status_code}: {_message_of(upstream)}",
-                    "upstream_error",
-                    headers=savings,
+                raise UpstreamError(
+                    f"upstream answered HTTP {upstream.status_code}: {_message_of(upstream)}"
                 )
             relayed = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
             relayed.update(savings)
-            content_type = upstream.headers.get("content-type", "")
-            if content_type.startswith("text/event-stream"):
-                status, stream = upstream.status_code, self._relay(upstream)
-                upstream = None  # the relay closes it when the stream ends
+            if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+                status, stream = upstream.status_code, self._relay(upstream, stack)
+                upstream = None  # the relay closes it, and frees the slot, when it ends
                 return StreamingResponse(stream, status_code=status, headers=relayed)
             data = await upstream.aread()
+            await stack.aclose()
             return Response(data, status_code=upstream.status_code, headers=relayed)
-        except httpx.TimeoutException as exc:
-            return _error(
-                504,
-                f"upstream {self.url} did not answer within {self.timeout:g} s "
-                f"({type(exc).__name__})",
-                "upstream_timeout",
-                headers=savings,
-            )
-        except httpx.HTTPError as exc:
-            return _error(
-                502,
-                f"cannot reach upstream {self.url}: {type(exc).__name__}: {exc}",
-                "upstream_error",
-                headers=savings,
-            )
+        except Exception as exc:
+            await stack.aclose()
+            response = self._error_of(_upstream_error(exc, self.url, self.timeout), request)
+            response.headers.update(savings)
+            return response
         finally:
             if upstream is not None:
                 await upstream.aclose()
 
-    async def _relay(self, upstream: httpx.Response) -> AsyncIterator[bytes]:
+    async def _relay(self, upstream: httpx.Response, stack: AsyncExitStack) -> AsyncIterator[bytes]:
         try:
             async for chunk in upstream.aiter_bytes():
                 yield chunk
         except httpx.HTTPError as exc:  # headers are gone: report in-band, as OpenAI does
-            logger.warning("upstream stream broke off: %s", exc)
-            message = f"upstream stream broke off: {type(exc).__name__}: {exc}"
-            error = {"error": {"message": message, "type": "upstream_error"}}
-            yield f"\n\ndata: {json.dumps(error)}\n\n".encode()
+            logger.warning("upstream stream broke off: %s", type(exc).__name__)
+            message = f"upstream stream broke off: {type(exc).__name__}"
+            yield b"\n\n" + wire.sse(wire.error(message, "server_error", code="upstream_error"))
         finally:
             await upstream.aclose()
+            await stack.aclose()
+
+    def _error_of(self, exc: BaseException, request: Request) -> JSONResponse:
+        """An OpenAI-style error answer for anything that went wrong (logged, never leaked)."""
+        status, kind, message, headers = describe(exc)
+        if status == 500:
+            log_unexpected(exc, request.url.path, self.settings.log_documents)
+        param = exc.param if isinstance(exc, InvalidChatRequest) else None
+        response = error_response(status, kind, message, headers, openai=True)
+        if param is not None:
+            response = JSONResponse(
+                wire.error(message, "invalid_request_error", param=param, code=kind),
+                status_code=400,
+            )
+        return response
 
 
 _EMPTY = CompressionResult((), 0, 0, "", "none")
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": "an OpenAI-style error: {error: {message, type, param, code}}"}
+    for code in (400, 401, 408, 413, 429, 502, 503, 504)
+}
+_CHAT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["messages"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "stream": {"type": "boolean"},
+                        "ragzip": {
+                            "type": "object",
+                            "description": "context to compress: documents, query, budget, "
+                            "compressor, inject (see the proxy's documentation)",
+                        },
+                    },
+                    "additionalProperties": True,
+                }
+            }
+        },
+    }
+}
 
 
 def create_proxy_router(
@@ -512,10 +423,10 @@ def create_proxy_router(
     compressor: Compressor | None = None,
     budget: BudgetLike | None = None,
 ) -> APIRouter:
-    """The proxy's router (``POST /v1/chat/completions``); see :class:`ChatProxy`.
+    """The proxy's router (``POST /v1/chat/completions``, ``GET /v1/models``).
 
     Including it with ``app.include_router`` also installs its lifespan, which closes the
-    shared upstream client on shutdown.
+    shared upstream client on shutdown. See :class:`ChatProxy`.
 
     Raises:
         ConfigError: ``settings.upstream_url`` is missing or not http(s), or the compressor
@@ -524,13 +435,52 @@ def create_proxy_router(
     return ChatProxy(settings, compressor=compressor, budget=budget).router
 
 
-def _plain_spec(value: Any) -> Any:
-    """A spec or budget from settings: pydantic models and mappings become plain dicts."""
+def _server_settings(
+    settings: Any, compressor: Compressor | None, budget: BudgetLike | None
+) -> ServerSettings:
+    """``settings`` as :class:`ServerSettings` (taking the fields it has), with the overrides."""
+    if isinstance(settings, ServerSettings) and compressor is None and budget is None:
+        return settings
+    fields = {
+        name: _plain(getattr(settings, name))
+        for name in _SETTING_FIELDS
+        if getattr(settings, name, None) is not None
+    }
+    if getattr(settings, "allow_request_compressor", True) is False:
+        fields["request_compressors"] = []
+    if compressor is not None:
+        fields["compressor"] = compressor.name
+    if budget is not None:
+        fields["budget"] = _plain(budget)
+    try:
+        return ServerSettings(**fields)
+    except ValueError as exc:
+        raise ConfigError(f"invalid proxy settings: {exc}") from exc
+
+
+def _plain(value: Any) -> Any:
+    """Pydantic models, budgets and mappings as plain values."""
     if hasattr(value, "model_dump"):
         return value.model_dump(exclude_none=True)
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return {k: v for k, v in value.to_dict().items() if v not in (None, [], ())}
     if isinstance(value, Mapping):
         return dict(value)
     return value
+
+
+def _upstream_error(exc: BaseException, url: str, timeout: float) -> BaseException:
+    """Transport failures as :class:`UpstreamError`, naming the URL without credentials."""
+    shown = wire.redact_url(url)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(
+            f"upstream {shown} did not answer within {timeout:g} s ({type(exc).__name__}; "
+            "request_timeout_s)",
+            status=504,
+        )
+    if isinstance(exc, httpx.HTTPError):
+        return UpstreamError(f"cannot reach upstream {shown}: {type(exc).__name__}")
+    return exc
 
 
 def _savings_headers(result: CompressionResult | None) -> dict[str, str]:
@@ -552,18 +502,5 @@ def _message_of(response: httpx.Response) -> str:
         return response.text.strip()[:500] or response.reason_phrase
     error = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
+        return str(error["message"])[:500]
     return json.dumps(error)[:500]
-
-
-def _error(
-    status: int,
-    message: str,
-    kind: str,
-    param: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    error: dict[str, Any] = {"message": message, "type": kind, "code": status}
-    if param is not None:
-        error["param"] = param
-    return JSONResponse({"error": error}, status_code=status, headers=dict(headers or {}))

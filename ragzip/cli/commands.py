@@ -271,16 +271,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Runs the REST sidecar until Ctrl-C / SIGTERM.
 
-    On a signal uvicorn stops accepting connections and lets in-flight requests finish for up
-    to ``graceful_shutdown_s`` seconds before it closes the rest and runs the app's shutdown.
+    SIGTERM first drains (``shutdown_drain_s``: ``/readyz`` 503, ``Connection: close``), then
+    uvicorn stops accepting connections and lets in-flight requests finish for up to
+    ``graceful_shutdown_s`` seconds before it closes the rest and runs the app's shutdown.
     """
     from ragzip._optional import require
 
-    uvicorn = require("uvicorn", "the REST server")
+    require("uvicorn", "the REST server")
     require("fastapi", "the REST server")
     from pydantic import ValidationError
 
     from ragzip.adapters.rest import ServerSettings, create_app
+    from ragzip.adapters.rest.server import serve
 
     try:
         settings = ServerSettings.load(
@@ -299,16 +301,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             warm_up=args.warm_up,
             graceful_shutdown_s=args.graceful_shutdown,
+            shutdown_drain_s=args.shutdown_drain,
         )
     except ValidationError as exc:
         raise ConfigError(f"invalid server settings: {exc}") from exc
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=settings.graceful_shutdown_s,
-    )
+    serve(create_app(settings), settings, log_level=args.log_level)
     return 0
 
 

@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=None)
     p.add_argument("--no-warm-up", dest="warm_up", action="store_false", default=None)
     p.add_argument("--graceful-shutdown", type=float, default=None, help="seconds (default 30)")
+    p.add_argument(
+        "--shutdown-drain",
+        type=float,
+        default=None,
+        help="seconds served with /readyz 503 after SIGTERM, before shutdown (default 2)",
+    )
     p.add_argument("--log-level", default="info")
 
     p = sub.add_parser(

@@ -9,7 +9,7 @@ as LongLLMLingua does), each document keeping its leading text.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -70,6 +70,13 @@ class DocumentRankCompressor(BaseCompressor):
     """
 
     name = "document-rank"
+    request_params: ClassVar[frozenset[str]] = frozenset(
+        {
+            "allocation",
+            "min_score",
+            "temperature",
+        }
+    )
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ retrievals. See the README for calibrating the threshold.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from ragzip.compressors.document_rank import DocumentRanker
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
 from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
 from ragzip.middleware.budget import standardize
-from ragzip.middleware.registry import compressors
+from ragzip.middleware.registry import check_choice, compressors
 from ragzip.middleware.tokens import DEFAULT_COUNTER
 from ragzip.text import segment, term_overlap
 from ragzip.types import CompressedDocument, Span
@@ -87,6 +88,22 @@ class ExtractiveCompressor(BaseCompressor):
     """
 
     name = "extractive"
+    request_params: ClassVar[frozenset[str]] = frozenset(
+        {
+            "candidate_factor",
+            "context_window",
+            "dedup_threshold",
+            "doc_stage",
+            "doc_weight",
+            "include_title",
+            "max_sentence_words",
+            "min_candidates",
+            "min_relevance",
+            "rerank_top",
+            "title_context",
+            "whole_share",
+        }
+    )
 
     def __init__(
         self,
@@ -106,10 +123,11 @@ class ExtractiveCompressor(BaseCompressor):
         min_relevance: float | None = None,
         max_sentence_words: int = 60,
         max_sentences: int = 2048,
-        quantize: str | None = None,
+        quantize: Literal["int8"] | None = None,
         tokenizer: str = DEFAULT_COUNTER,
     ) -> None:
         super().__init__(tokenizer=tokenizer)
+        check_choice("quantize", quantize, (None, "int8"))
         self.encoder = encoder
         self.cross_encoder = cross_encoder
         self.rerank_top = rerank_top

@@ -12,6 +12,7 @@ import numpy as np
 
 from ragzip._optional import require
 from ragzip.models import resolve_model
+from ragzip.models_cache import shared_model
 from ragzip.text import scrub
 
 if TYPE_CHECKING:
@@ -222,14 +223,19 @@ class BiEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-_shared: dict[tuple[Any, ...], BiEncoder] = {}
-_shared_lock = threading.Lock()
-
-
 def get_bi_encoder(model: str = "minilm", **kwargs: Any) -> BiEncoder:
-    """A process-wide encoder per configuration, so components share one loaded model."""
-    key = (model, tuple(sorted(kwargs.items())))
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = BiEncoder(model, **kwargs)
-        return _shared[key]
+    """A process-wide encoder per configuration, so components share one loaded model.
+
+    The instance lives in the bounded registry of :mod:`ragzip.models_cache`, keyed by the
+    normalised model name (``"MiniLM"`` and ``" minilm "`` share one instance) and the other
+    arguments.
+
+    Args:
+        model: Short name, hub id or local path, in any spelling.
+        **kwargs: :class:`BiEncoder` arguments (``quantize``, ``cache``...).
+
+    Raises:
+        ConfigError: an empty or non-string model name.
+    """
+    settings = tuple(sorted(kwargs.items()))
+    return shared_model("bi-encoder", model, lambda name: BiEncoder(name, **kwargs), settings)

@@ -28,6 +28,9 @@ __all__ = [
     "Message",
     "MessagesLike",
     "StopFilter",
+    "apply_stop",
+    "count_usage",
+    "iterate_in_thread",
     "normalize_messages",
     "truncate_at_stop",
 ]
@@ -314,7 +317,7 @@ class BaseGenerator(ABC):
         Arguments are checked at once, not on the first ``next()``.
         """
         request = GenerationRequest.of(messages, max_tokens, temperature, stop)
-        return _apply_stop(self._stream(request), request.stop)
+        return apply_stop(self._stream(request), request.stop)
 
     def generate_batch(
         self,
@@ -432,7 +435,23 @@ class BaseGenerator(ABC):
         return replace(result, text=text, finish_reason=reason, seconds=seconds)
 
 
-def _apply_stop(deltas: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
+def count_usage(generator: Any, messages: MessagesLike, text: str) -> tuple[int | None, int | None]:
+    """Prompt and completion tokens of a streamed answer, when the generator can count them."""
+    count = getattr(generator, "count_tokens", None)
+    if count is None:
+        return None, None
+    messages = normalize_messages(messages)
+    prompt_count = getattr(generator, "count_prompt_tokens", None)
+    prompt = (
+        prompt_count(messages)
+        if prompt_count is not None
+        else sum(count(str(m.get("content", ""))) for m in messages)
+    )
+    return int(prompt), int(count(text)) if text else 0
+
+
+def apply_stop(deltas: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
+    """Cuts a stream of text deltas before the first stop string (empty deltas dropped)."""
     if not stop:
         yield from (d for d in deltas if d)
         return

@@ -19,6 +19,7 @@ from ragzip.generators.base import (
     Generation,
     GenerationRequest,
     Message,
+    MessagesLike,
 )
 from ragzip.generators.batching import MicroBatcher
 from ragzip.generators.registry import generators
@@ -131,6 +132,11 @@ class TransformersGenerator(BaseGenerator):
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under this model's tokenizer, without special tokens."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_prompt_tokens(self, messages: MessagesLike) -> int:
+        """Tokens of ``messages`` as this model reads them (chat template applied)."""
+        request = GenerationRequest.of(messages, 1, 0.0, None)
+        return int(self._encode(request.messages)["input_ids"].shape[1])
 
     def _load(self) -> tuple[Any, Any]:
         if self._model is not None:

@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from ragzip.generators.base import (
     StopFilter,
 )
 from ragzip.generators.registry import generators
+from ragzip.wire.openai import SSEDecoder, iter_sse_data, redact_url
 
 if TYPE_CHECKING:
     import httpx
@@ -101,6 +102,11 @@ class OpenAICompatibleGenerator(BaseGenerator):
     @property
     def url(self) -> str:
         return f"{self.base_url}/chat/completions"
+
+    @property
+    def shown_url(self) -> str:
+        """The endpoint as error messages name it: without credentials or query."""
+        return redact_url(self.url)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -179,7 +185,7 @@ class OpenAICompatibleGenerator(BaseGenerator):
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             kind = "chat completion" if chat else "completion"
             raise GenerationError(
-                f"{response.request.url} answered HTTP {response.status_code} with no {kind}: "
+                f"{self.shown_url} answered HTTP {response.status_code} with no {kind}: "
                 f"{_excerpt(response.text)}"
             ) from exc
         usage = data.get("usage") or {}
@@ -196,14 +202,16 @@ class OpenAICompatibleGenerator(BaseGenerator):
         try:
             event = json.loads(payload)
         except ValueError as exc:
-            raise GenerationError(f"{self.url} streamed invalid JSON: {_excerpt(payload)}") from exc
+            raise GenerationError(
+                f"{self.shown_url} streamed invalid JSON: {_excerpt(payload)}"
+            ) from exc
         if isinstance(event, dict) and event.get("error"):
-            raise GenerationError(f"{self.url} failed mid-stream: {_error_message(event)}")
+            raise GenerationError(f"{self.shown_url} failed mid-stream: {_error_message(event)}")
         try:
             content = event["choices"][0]["delta"].get("content") if event["choices"] else None
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise GenerationError(
-                f"{self.url} streamed an event with no choices[0].delta: {_excerpt(payload)}"
+                f"{self.shown_url} streamed an event with no choices[0].delta: {_excerpt(payload)}"
             ) from exc
         return content or ""
 
@@ -217,15 +225,16 @@ class OpenAICompatibleGenerator(BaseGenerator):
 
     def _failure(self, response: httpx.Response) -> GenerationError:
         return GenerationError(
-            f"{response.request.url} answered HTTP {response.status_code}: "
+            f"{redact_url(str(response.request.url))} answered HTTP {response.status_code}: "
             f"{_error_message_of(response)}"
         )
 
     def _exhausted(self, last: str) -> GenerationError:
         attempts = self.max_retries + 1
         return GenerationError(
-            f"{self.url} failed after {attempts} attempt{'s' if attempts > 1 else ''}: {last}. "
-            "Check that the server is up and the model is served, or raise timeout/max_retries."
+            f"{self.shown_url} failed after {attempts} attempt{'s' if attempts > 1 else ''}: "
+            f"{last}. Check that the server is up and the model is served, or raise "
+            "timeout/max_retries."
         )
 
     # -- sync ----------------------------------------------------------------------------------
@@ -303,7 +312,7 @@ class OpenAICompatibleGenerator(BaseGenerator):
                     yield delta
         except hx.HTTPError as exc:
             raise GenerationError(
-                f"{self.url} stream broke off: {type(exc).__name__}: {exc}"
+                f"{self.shown_url} stream broke off: {type(exc).__name__}: {exc}"
             ) from exc
         finally:
             response.close()
@@ -385,53 +394,13 @@ class OpenAICompatibleGenerator(BaseGenerator):
                         yield text
         except hx.HTTPError as exc:
             raise GenerationError(
-                f"{self.url} stream broke off: {type(exc).__name__}: {exc}"
+                f"{self.shown_url} stream broke off: {type(exc).__name__}: {exc}"
             ) from exc
         finally:
             await response.aclose()
         rest = stops.flush()
         if rest:
             yield rest
-
-
-class SSEDecoder:
-    """Incremental decoder of server-sent events: feed lines, get each event's ``data``.
-
-    Multi-line data is joined with ``"\\n"``; comments and fields other than ``data`` are
-    skipped.
-    """
-
-    def __init__(self) -> None:
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> str | None:
-        """Takes one line without its line ending; returns the data of a completed event."""
-        line = line.rstrip("\r\n")
-        if not line:
-            data, self._data = self._data, []
-            return "\n".join(data) if data else None
-        if line.startswith(":"):
-            return None
-        field, _, value = line.partition(":")
-        if field == "data":
-            self._data.append(value[1:] if value.startswith(" ") else value)
-        return None
-
-    def flush(self) -> str | None:
-        """The data of a last event that was not followed by a blank line."""
-        return self.feed("")
-
-
-def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
-    """Yields the ``data`` of each server-sent event in ``lines``."""
-    decoder = SSEDecoder()
-    for line in lines:
-        payload = decoder.feed(line)
-        if payload is not None:
-            yield payload
-    payload = decoder.flush()
-    if payload is not None:
-        yield payload
 
 
 def _retryable(status: int) -> bool:

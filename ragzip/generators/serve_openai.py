@@ -21,14 +21,13 @@ import contextlib
 import json
 import logging
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ragzip.errors import GenerationError, InvalidInputError
-from ragzip.generators.base import Generator
+from ragzip.generators.base import Generator, count_usage
+from ragzip.wire import openai as wire
 
 __all__ = ["main", "make_server", "running_server"]
 
@@ -104,11 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         if path in ("/v1/models", "/models"):
-            self._json(200, {
-                "object": "list",
-                "data": [{"id": self.model_name, "object": "model", "created": 0,
-                          "owned_by": "ragzip"}],
-            })  # fmt: skip
+            self._json(200, wire.models_list([self.model_name]))
         elif path in ("", "/health", "/v1"):
             self._json(200, {"status": "ok"})
         else:
@@ -122,15 +117,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             body = self._read_json()
-            options, stream = _options(body)
             if path in _COMPLETIONS:
-                if stream:
+                if body.get("stream"):
                     raise _BadRequest(400, "streaming is not supported with prompt_embeds here")
-                self._complete_embeds(body, options)
-            elif stream:
-                self._stream(body["messages"], options)
+                self._complete_embeds(body, _embeds_options(body))
+                return
+            chat = wire.ChatOptions.of(body)
+            if chat.stream:
+                self._stream(chat)
             else:
-                self._complete(body["messages"], options)
+                self._complete(chat)
         except _BadRequest as exc:
             self._error(exc.status, exc.message, exc.kind)
         except InvalidInputError as exc:
@@ -143,20 +139,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, "internal server error", "server_error")
 
     # -- endpoints -----------------------------------------------------------------------------
-    def _complete(self, messages: Any, options: dict[str, Any]) -> None:
-        result = self.generator.generate(messages, **options)
-        self._json(200, {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model_name,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "finish_reason": result.finish_reason or "stop",
-            }],
-            "usage": _usage(result),
-        })  # fmt: skip
+    def _complete(self, chat: wire.ChatOptions) -> None:
+        result = self.generator.generate(chat.messages, **chat.generation_kwargs())
+        self._json(
+            200,
+            wire.completion(
+                self.model_name,
+                result.text,
+                finish_reason=result.finish_reason,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+            ),
+        )
 
     def _complete_embeds(self, body: dict[str, Any], options: dict[str, Any]) -> None:
         from ragzip.generators.embeds import decode_prompt_embeds
@@ -173,45 +167,42 @@ class _Handler(BaseHTTPRequestHandler):
             body["prompt_embeds"], getattr(self.generator, "hidden_size", None)
         )
         result = generate(embeds, **options)
-        self._json(200, {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": self.model_name,
-            "choices": [{"index": 0, "text": result.text,
-                         "finish_reason": result.finish_reason or "stop"}],
-            "usage": _usage(result),
-        })  # fmt: skip
+        self._json(
+            200,
+            wire.text_completion(
+                self.model_name,
+                result.text,
+                finish_reason=result.finish_reason,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+            ),
+        )
 
-    def _stream(self, messages: Any, options: dict[str, Any]) -> None:
-        deltas = self.generator.stream(messages, **options)  # validates before headers go out
-        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-        def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
-            return {
-                "id": ident,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": self.model_name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-
+    def _stream(self, chat: wire.ChatOptions) -> None:
+        # validates before headers go out
+        deltas = self.generator.stream(chat.messages, **chat.generation_kwargs())
+        writer = wire.ChunkWriter(self.model_name)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            self._event(chunk({"role": "assistant", "content": ""}))
+            self._write_chunk(writer.start())
+            pieces: list[str] = []
             try:
                 for text in deltas:
-                    self._event(chunk({"content": text}))
+                    pieces.append(text)
+                    self._write_chunk(writer.delta(text))
             except (InvalidInputError, GenerationError) as exc:
                 # Headers are gone: report in-band, as OpenAI does.
-                self._event({"error": {"message": str(exc), "type": "server_error"}})
+                self._write_chunk(wire.sse(wire.error(str(exc), "server_error")))
             else:
-                self._event(chunk({}, "stop"))
-            self._write_chunk(b"data: [DONE]\n\n")
+                prompt, completion = count_usage(self.generator, chat.messages, "".join(pieces))
+                self._write_chunk(writer.finish(wire.finish_of(completion, chat.max_tokens, False)))
+                if chat.include_usage:
+                    self._write_chunk(writer.usage(prompt, completion))
+            self._write_chunk(wire.SSE_DONE)
             self._write_chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client left; closing deltas stops generation
@@ -256,10 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        self._json(status, {"error": {"message": message, "type": kind, "code": status}})
-
-    def _event(self, payload: Any) -> None:
-        self._write_chunk(f"data: {json.dumps(payload)}\n\n".encode())
+        self._json(status, wire.error(message, kind, code=status))
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -269,32 +257,15 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s - %s", self.address_string(), format % args)
 
 
-def _usage(result: Any) -> dict[str, int]:
-    """OpenAI's ``usage`` object of a generation (unknown counts as 0)."""
-    prompt, completion = result.prompt_tokens or 0, result.completion_tokens or 0
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}  # fmt: skip
-
-
-def _options(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Generation options and the stream flag from an OpenAI request body."""
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+def _embeds_options(body: dict[str, Any]) -> dict[str, Any]:
+    """Generation options of a ``/v1/completions`` request with ``prompt_embeds``."""
     options: dict[str, Any] = {}
+    max_tokens = body.get("max_tokens")
     if max_tokens is not None:
         options["max_tokens"] = max_tokens
     if body.get("temperature") is not None:
         options["temperature"] = body["temperature"]
-    stop = body.get("stop")
-    if stop is not None:
-        if not isinstance(stop, str | list):
-            raise _BadRequest(400, "'stop' must be a string or a list of strings")
-        options["stop"] = [stop] if isinstance(stop, str) else stop
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise _BadRequest(400, "'stream' must be true or false")
-    if body.get("n", 1) != 1:
-        raise _BadRequest(400, "only n=1 is supported")
-    return options, stream
+    return options
 
 
 def main(argv: list[str] | None = None) -> None:

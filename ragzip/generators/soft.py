@@ -32,7 +32,7 @@ from ragzip.compressors.soft.compressor import SoftCompressor
 from ragzip.compressors.soft.context import SoftContext
 from ragzip.compressors.soft.qa import render_chat
 from ragzip.errors import ConfigError, InvalidInputError
-from ragzip.generators.base import BaseGenerator, Generation, GenerationRequest
+from ragzip.generators.base import BaseGenerator, Generation, GenerationRequest, apply_stop
 from ragzip.generators.local import eos_ids
 from ragzip.generators.registry import generators
 from ragzip.middleware.prompt import PromptTemplate
@@ -109,11 +109,13 @@ class SoftGenerator(BaseGenerator):
         self,
         query: str,
         documents: Sequence[Document | str | Mapping[str, Any]] | SoftContext,
+        prompt: PromptTemplate | None = None,
     ) -> tuple[np.ndarray, SoftContext]:
         """The whole prompt as ``(positions, hidden)`` float32 embeddings, and its soft context.
 
         This is what a vLLM server started with ``--enable-prompt-embeds`` takes as
-        ``prompt_embeds`` (see ``OpenAIGenerator.complete_embeds``).
+        ``prompt_embeds`` (see ``OpenAIGenerator.complete_embeds``). ``prompt`` lays out the
+        documents and question (default: this generator's template; a pipeline passes its own).
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
@@ -130,7 +132,7 @@ class SoftGenerator(BaseGenerator):
             )
             for i, d in enumerate(context.documents)
         ]
-        rendered = self._render(self.prompt.render(query, placeholders))
+        rendered = self._render((prompt or self.prompt).render(query, placeholders))
         pieces: list[np.ndarray] = []
         rest = rendered
         for i, doc in enumerate(context.documents):
@@ -215,14 +217,16 @@ class SoftGenerator(BaseGenerator):
         max_tokens: int = 128,
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
+        prompt: PromptTemplate | None = None,
     ) -> SoftGeneration:
         """Answers ``query`` from ``documents`` read as soft embeddings.
 
-        ``first_token_seconds`` counts encoding (or cache lookups) and the prefill.
+        ``first_token_seconds`` counts encoding (or cache lookups) and the prefill; ``prompt``
+        as for :meth:`prompt_embeds`.
         """
         request = GenerationRequest.of(query, max_tokens, temperature, stop)
         started = time.perf_counter()
-        embeds, context = self.prompt_embeds(query, documents)
+        embeds, context = self.prompt_embeds(query, documents, prompt)
         built = time.perf_counter() - started
         result = self._run(embeds, request, context.stats())
         finished = cast(
@@ -253,12 +257,34 @@ class SoftGenerator(BaseGenerator):
     def _generate(self, request: GenerationRequest) -> Generation:
         return self._run(self.text_embeds(request.messages), request, {})
 
+    def stream_documents(
+        self,
+        query: str,
+        documents: Sequence[Document | str | Mapping[str, Any]] | SoftContext,
+        *,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        prompt: PromptTemplate | None = None,
+    ) -> Iterator[str]:
+        """Streams the answer to ``query`` from ``documents`` read as soft embeddings.
+
+        The streaming twin of :meth:`generate_documents` (same prompt, same decoding).
+        """
+        request = GenerationRequest.of(query, max_tokens, temperature, stop)
+        embeds, _ = self.prompt_embeds(query, documents, prompt)
+        return apply_stop(self._deltas(embeds, request), request.stop)
+
     def _stream(self, request: GenerationRequest) -> Iterator[str]:
+        return self._deltas(self.text_embeds(request.messages), request)
+
+    def _deltas(self, embeds: np.ndarray, request: GenerationRequest) -> Iterator[str]:
+        """Text deltas of a decode from ``embeds`` (whole characters only)."""
         tokenizer = self.compressor.tokenizer
         ids: list[int] = []
         shown = ""
         for token, _ in self.decode(
-            self.text_embeds(request.messages),
+            embeds,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
         ):

@@ -94,6 +94,10 @@ class BaseCompressor(ABC):
     """
 
     name: ClassVar[str] = "base"
+    # Parameters a request to the REST sidecar may set: ratios, thresholds, switches, keep
+    # strings. Never one that names a model, file, URL, generator, cache or tokenizer: those
+    # come from the server's configuration (see ragzip.adapters.rest.policy).
+    request_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *, tokenizer: str = DEFAULT_COUNTER) -> None:
         self.tokenizer = tokenizer

@@ -17,17 +17,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ragzip.errors import ConfigError, InvalidInputError
+from ragzip.generators.base import iterate_in_thread
 from ragzip.middleware.base import BudgetLike, Compressor
 from ragzip.middleware.prompt import PromptTemplate
 from ragzip.middleware.registry import compressors
 from ragzip.types import Budget, CompressionResult, Document, ScoredDocument, as_documents
 
-__all__ = ["Pipeline", "PipelineResult"]
+__all__ = ["Pipeline", "PipelineResult", "Prepared"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A context ready for generation: what was retrieved, kept, and the prompt built of it."""
+
+    query: str
+    retrieved: tuple[ScoredDocument, ...]
+    compression: CompressionResult
+    messages: tuple[Mapping[str, str], ...]
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,8 +188,12 @@ class Pipeline:
         query: str,
         documents: Sequence[Document | str | Mapping[str, Any]] | None = None,
         budget: BudgetLike | None = None,
-    ) -> tuple[list[ScoredDocument], CompressionResult, list[dict[str, str]], dict[str, float]]:
-        """Retrieves (unless documents are given), compresses and assembles the prompt."""
+    ) -> Prepared:
+        """Retrieves (unless documents are given), compresses and assembles the prompt.
+
+        The result feeds :meth:`answer`, :meth:`stream_prepared` or :meth:`astream_prepared`,
+        so a caller that checks or inspects the prepared context never repeats this work.
+        """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
         timings: dict[str, float] = {}
@@ -193,7 +209,40 @@ class Pipeline:
         )
         timings["compress"] = time.perf_counter() - start
         messages = self.prompt.render(query, compression.documents)
-        return retrieved, compression, messages, timings
+        return Prepared(query, tuple(retrieved), compression, tuple(messages), timings)
+
+    def answer(self, prepared: Prepared) -> PipelineResult:
+        """Generates the answer for a prepared context; without a generator it is ``None``."""
+        timings = dict(prepared.timings)
+        answer, generation = None, None
+        if self.generator is not None:
+            start = time.perf_counter()
+            reads_documents = self._soft_reader(prepared)
+            if reads_documents is not None:
+                # a generator that compresses documents itself (soft compression) gets them
+                # as documents, laid out by this pipeline's prompt template
+                generation = reads_documents(
+                    prepared.query,
+                    _as_inputs(prepared.compression),
+                    max_tokens=self.max_tokens,
+                    prompt=self.prompt,
+                )
+            else:
+                generation = self.generator.generate(
+                    list(prepared.messages), max_tokens=self.max_tokens
+                )
+            timings["generate"] = time.perf_counter() - start
+            answer = generation.text.strip()
+        timings["total"] = sum(timings.values())
+        return PipelineResult(
+            query=prepared.query,
+            retrieved=prepared.retrieved,
+            compression=prepared.compression,
+            messages=prepared.messages,
+            answer=answer,
+            timings=timings,
+            generation=generation,
+        )
 
     def run(
         self,
@@ -203,31 +252,7 @@ class Pipeline:
         budget: BudgetLike | None = None,
     ) -> PipelineResult:
         """Runs the whole pipeline; without a generator ``answer`` is ``None``."""
-        retrieved, compression, messages, timings = self.prepare(query, documents, budget)
-        answer, generation = None, None
-        if self.generator is not None:
-            start = time.perf_counter()
-            reads_documents = getattr(self.generator, "generate_documents", None)
-            if reads_documents is not None and compression.documents:
-                # a generator that compresses documents itself (soft compression) gets them
-                # as documents, laid out by this pipeline's prompt template
-                generation = reads_documents(
-                    query, _as_inputs(compression), max_tokens=self.max_tokens
-                )
-            else:
-                generation = self.generator.generate(messages, max_tokens=self.max_tokens)
-            timings["generate"] = time.perf_counter() - start
-            answer = generation.text.strip()
-        timings["total"] = sum(timings.values())
-        return PipelineResult(
-            query=query,
-            retrieved=tuple(retrieved),
-            compression=compression,
-            messages=tuple(messages),
-            answer=answer,
-            timings=timings,
-            generation=generation,
-        )
+        return self.answer(self.prepare(query, documents, budget))
 
     async def arun(
         self,
@@ -249,8 +274,40 @@ class Pipeline:
         """Yields the answer as it is generated."""
         if self.generator is None:
             raise ConfigError("this pipeline has no generator to stream from")
-        _, _, messages, _ = self.prepare(query, documents, budget)
-        yield from self.generator.stream(messages, max_tokens=self.max_tokens)
+        yield from self.stream_prepared(self.prepare(query, documents, budget))
+
+    def stream_prepared(self, prepared: Prepared) -> Iterator[str]:
+        """Yields the answer for a prepared context as it is generated.
+
+        A soft generator reads the kept documents as embeddings, laid out by this pipeline's
+        prompt template, exactly as :meth:`answer` does.
+        """
+        if self.generator is None:
+            raise ConfigError("this pipeline has no generator to stream from")
+        streams_documents = getattr(self.generator, "stream_documents", None)
+        if self._soft_reader(prepared) is not None and streams_documents is not None:
+            return cast(
+                Iterator[str],
+                streams_documents(
+                    prepared.query,
+                    _as_inputs(prepared.compression),
+                    max_tokens=self.max_tokens,
+                    prompt=self.prompt,
+                ),
+            )
+        return cast(
+            Iterator[str],
+            self.generator.stream(list(prepared.messages), max_tokens=self.max_tokens),
+        )
+
+    def astream_prepared(self, prepared: Prepared) -> AsyncIterator[str]:
+        """:meth:`stream_prepared` driven by a worker thread (checked at once)."""
+        return iterate_in_thread(self.stream_prepared(prepared))
+
+    def _soft_reader(self, prepared: Prepared) -> Any:
+        """The generator's document reader when it compresses documents itself, else None."""
+        reader = getattr(self.generator, "generate_documents", None)
+        return reader if reader is not None and prepared.compression.documents else None
 
 
 def _as_inputs(compression: CompressionResult) -> list[Document]:

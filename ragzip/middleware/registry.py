@@ -18,13 +18,13 @@ import importlib
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, Union
 
 from ragzip.errors import ConfigError, UnknownComponentError
 
-__all__ = ["Registry", "compressors", "load_spec"]
+__all__ = ["Registry", "check_choice", "compressors", "load_spec"]
 
 T = TypeVar("T")
 
@@ -129,6 +129,19 @@ def validate_params(cls: Callable[..., Any], params: Mapping[str, Any], what: st
             )
 
 
+def check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
+    """Raises :class:`ConfigError` naming ``name`` and the accepted values unless ``value`` is
+    one of ``allowed`` (for constructors called directly; the registry checks ``Literal`` hints
+    before building).
+
+    Example:
+        >>> check_choice("elision", "count", ("count", "short", "none"))
+    """
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ConfigError(f"{name} must be one of {choices}; got {value!r}")
+
+
 def _matches(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -157,6 +170,16 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
+    """A readable type: ``one of 'a', 'b'`` for a ``Literal``, ``int or None`` for a union."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if origin is not None:
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from ragzip.errors import ConfigError
 from ragzip.middleware.base import BaseCompressor, Compressor, MethodOutput, Request
-from ragzip.middleware.registry import compressors
+from ragzip.middleware.registry import check_choice, compressors
 from ragzip.middleware.tokens import DEFAULT_COUNTER
 from ragzip.types import Budget, CompressedDocument, Document
 
@@ -98,12 +98,13 @@ class RouterCompressor(BaseCompressor):
     """
 
     name = "router"
+    request_params: ClassVar[frozenset[str]] = frozenset({"allocation"})
 
     def __init__(
         self,
         routes: Mapping[str, Any] | None = None,
         *,
-        allocation: str = "size",
+        allocation: Literal["size", "relevance"] = "size",
         encoder: str = "minilm",
         tokenizer: str = DEFAULT_COUNTER,
     ) -> None:
@@ -113,8 +114,7 @@ class RouterCompressor(BaseCompressor):
             raise ConfigError(
                 f"unknown document types {sorted(unknown)}; use {sorted(DEFAULT_ROUTES)}"
             )
-        if allocation not in ("size", "relevance"):
-            raise ConfigError(f"allocation must be 'size' or 'relevance', got {allocation!r}")
+        check_choice("allocation", allocation, ("size", "relevance"))
         self.routes = {k: (v if isinstance(v, str) else dict(v)) for k, v in (routes or {}).items()}
         self.allocation = allocation
         self.encoder = encoder

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from llama_index.core.schema import (
@@ -102,3 +103,49 @@ def test_construction_from_names_pipelines_and_errors() -> None:
         RagzipNodePostprocessor(3.5)
     with pytest.raises(InvalidInputError):
         RagzipNodePostprocessor("truncate", budget=0)
+
+
+def test_to_dict_and_to_json_round_trip() -> None:
+    built = RagzipNodePostprocessor(
+        "truncate", budget=Budget(ratio=2, tokens=50, keep=("Fleming",), keep_patterns=(r"\d+",))
+    )
+    data = built.to_dict()
+    assert data["class_name"] == "RagzipNodePostprocessor"
+    assert data["compressor"] == built.compressor.to_dict()
+    assert data["budget"] == built.budget.to_dict()
+    assert json.loads(built.to_json()) == data
+    for again in (
+        RagzipNodePostprocessor.from_dict(data),
+        RagzipNodePostprocessor.from_json(built.to_json()),
+    ):
+        assert isinstance(again, RagzipNodePostprocessor)
+        assert again.compressor.to_dict() == built.compressor.to_dict()
+        assert again.budget == built.budget
+    assert data["class_name"] == "RagzipNodePostprocessor"  # from_dict left its input alone
+
+
+def test_round_trip_of_a_model_compressor_compresses_alike(
+    postprocessor: RagzipNodePostprocessor,
+) -> None:
+    again = RagzipNodePostprocessor.from_json(postprocessor.to_json())
+    assert isinstance(again.compressor, ExtractiveCompressor)
+    assert again.compressor.to_dict() == postprocessor.compressor.to_dict()
+    out = again.postprocess_nodes(nodes(), query_str=QUESTION.question)
+    assert [n.node.get_content() for n in out] == [
+        n.node.get_content()
+        for n in postprocessor.postprocess_nodes(nodes(), query_str=QUESTION.question)
+    ]
+
+
+async def test_a_missing_query_is_a_typed_error(postprocessor: RagzipNodePostprocessor) -> None:
+    for call in (
+        lambda: postprocessor.postprocess_nodes(nodes()),
+        lambda: postprocessor.postprocess_nodes(nodes(), query_bundle=QueryBundle("  ")),
+        lambda: postprocessor.postprocess_nodes(nodes(), query_str=""),
+    ):
+        with pytest.raises(InvalidInputError, match=r"pass query_bundle=.* or query_str="):
+            call()
+    with pytest.raises(InvalidInputError, match=r"pass query_bundle=.* or query_str="):
+        await postprocessor.apostprocess_nodes(nodes())
+    with pytest.raises(ValueError):  # what llama-index's own postprocessors raise
+        postprocessor.postprocess_nodes([])

@@ -316,10 +316,11 @@ def test_unmarked_request_is_forwarded_byte_for_byte(client):
     assert savings(r) == (0, 0, 1.0, 0)
 
 
-def test_auth_is_forwarded_or_replaced_by_the_upstream_key(client):
+def test_client_credentials_never_go_upstream_only_the_upstream_key(client):
     auth = {"Authorization": "Bearer from-client"}
     client.post("/echo/v1/chat/completions", json=chat(), headers=auth)
-    assert EchoUpstream.received[-1]["headers"]["authorization"] == "Bearer from-client"
+    sent = {k.lower() for k in EchoUpstream.received[-1]["headers"]}
+    assert "authorization" not in sent
     r = client.post(
         "/keyed/v1/chat/completions",
         json=chat(ragzip={"documents": DOCS, "budget": {"tokens": 30}}),
@@ -365,7 +366,7 @@ def test_upstream_5xx_becomes_502(client):
     r = client.post("/echo/v1/chat/completions", json=chat(model="status-503"))
     assert r.status_code == 502
     error = r.json()["error"]
-    assert error["type"] == "upstream_error"
+    assert error["type"] == "server_error" and error["code"] == "upstream_error"
     assert "503" in error["message"] and "overloaded, try later" in error["message"]
 
 
@@ -373,7 +374,7 @@ def test_upstream_down_is_502(client):
     r = client.post("/down/v1/chat/completions", json=chat())
     assert r.status_code == 502
     error = r.json()["error"]
-    assert error["type"] == "upstream_error"
+    assert error["type"] == "server_error" and error["code"] == "upstream_error"
     assert "cannot reach upstream" in error["message"]
     assert savings(r) == (0, 0, 1.0, 0)
 
@@ -381,8 +382,8 @@ def test_upstream_down_is_502(client):
 def test_upstream_timeout_is_504(client):
     r = client.post("/slow/v1/chat/completions", json=chat(model="slow"))
     assert r.status_code == 504
-    assert r.json()["error"]["type"] == "upstream_timeout"
-    assert "1 s" in r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "upstream_error"
+    assert "did not answer within" in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -395,26 +396,26 @@ def test_upstream_timeout_is_504(client):
         ({"documents": DOCS, "budget": "half"}, "ragzip.budget"),
         ({"documents": DOCS, "inject": "assistant"}, "ragzip.inject"),
         ({"documents": DOCS, "extra": 1}, "ragzip.extra"),
-        ({"documents": DOCS, "compressor": "nope"}, "unknown compressor 'nope'"),
+        ({"documents": DOCS, "compressor": "nope"}, "compressor 'nope' is not offered"),
         ({"documents": DOCS, "compressor": {"type": "truncate", "params": {"x": 1}}}, "'x'"),
     ],
 )
-def test_invalid_ragzip_field_is_422_and_nothing_is_forwarded(client, options, names):
+def test_invalid_ragzip_field_is_400_and_nothing_is_forwarded(client, options, names):
     sent = len(EchoUpstream.received)
     r = client.post("/echo/v1/chat/completions", json=chat(ragzip=options))
-    assert r.status_code == 422, r.text
+    assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["type"] == "invalid_request_error"
     assert names in error["message"]
     assert len(EchoUpstream.received) == sent
 
 
-def test_unbalanced_section_tag_is_422(client):
+def test_unbalanced_section_tag_is_400(client):
     content = "<ragzip:context>Paris is in France. " + QUESTION.question
     r = client.post(
         "/echo/v1/chat/completions", json=chat(messages=[{"role": "user", "content": content}])
     )
-    assert r.status_code == 422
+    assert r.status_code == 400
     assert "</ragzip:context>" in r.json()["error"]["message"]
 
 
@@ -456,7 +457,7 @@ def test_real_model_stream_passes_through(client):
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     assert "Fleming" in text
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")  # 16 tokens may cut it
 
 
 def test_real_model_400_is_relayed(client):

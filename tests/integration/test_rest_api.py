@@ -78,6 +78,25 @@ class SlowCompressor(BaseCompressor):
         return MethodOutput([CompressedDocument(doc.text, doc.id)])
 
 
+class GatedCompressor(BaseCompressor):
+    """Waits until the test opens its gate, then keeps the first document.
+
+    Limit tests hold a request in flight with it for exactly as long as they need, whatever
+    the machine's speed (no test depends on how long anything takes).
+    """
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def _compress(self, request: Request) -> MethodOutput:
+        self.gate.wait(60)
+        doc = request.documents[0]
+        return MethodOutput([CompressedDocument(doc.text, doc.id)])
+
+
 class BrokenCompressor(BaseCompressor):
     """Fails with a message that quotes a document, like a buggy method might."""
 
@@ -321,7 +340,7 @@ def limited() -> Iterator[tuple[str, FastAPI, uvicorn.Server]]:
         settings,
         compressor_overrides={
             "slow": SlowCompressor(0.3),
-            "slower": SlowCompressor(2.0),
+            "gated": GatedCompressor(),
             "broken": BrokenCompressor(),
         },
     )
@@ -341,27 +360,40 @@ def _wait_busy(app: FastAPI) -> None:
         time.sleep(0.005)
 
 
+def _gate(app: FastAPI) -> threading.Event:
+    gate: threading.Event = app.state.ragzip.services.compressor("gated").gate
+    return gate
+
+
 def test_timeout_is_504(limited: tuple[str, FastAPI, uvicorn.Server]) -> None:
-    url, _, _ = limited
-    body = {"documents": ["a b c"], "budget": 2, "compressor": "slower"}
-    start = time.monotonic()
-    r = httpx.post(f"{url}/v1/compress", json=body, timeout=10)
-    assert r.status_code == 504
-    assert time.monotonic() - start < 1.5
-    assert "request_timeout_s" in r.json()["error"]["message"]
-    # The timed-out work keeps its slot until it ends, so the next request is refused fast.
-    r = httpx.post(f"{url}/v1/compress", json={"documents": ["a"], "budget": 2}, timeout=10)
-    assert r.status_code == 429
+    url, app, _ = limited
+    gate = _gate(app)
+    gate.clear()
+    try:
+        body = {"documents": ["a b c"], "budget": 2, "compressor": "gated"}
+        r = httpx.post(f"{url}/v1/compress", json=body, timeout=30)
+        assert r.status_code == 504
+        assert "request_timeout_s" in r.json()["error"]["message"]
+        # The timed-out work keeps its slot until it ends, so the next request is refused.
+        r = httpx.post(f"{url}/v1/compress", json={"documents": ["a"], "budget": 2}, timeout=30)
+        assert r.status_code == 429
+    finally:
+        gate.set()
 
 
 def test_overload_is_429_with_retry_after(limited: tuple[str, FastAPI, uvicorn.Server]) -> None:
     url, app, _ = limited
-    slow = {"documents": ["a b c"], "budget": 2, "compressor": "slow"}
+    gate = _gate(app)
+    gate.clear()
+    held = {"documents": ["a b c"], "budget": 2, "compressor": "gated"}
     with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(httpx.post, f"{url}/v1/compress", json=slow, timeout=10)
-        _wait_busy(app)
-        second = httpx.post(f"{url}/v1/compress", json=slow, timeout=10)
-        assert first.result().status_code == 200
+        first = pool.submit(httpx.post, f"{url}/v1/compress", json=held, timeout=30)
+        try:
+            _wait_busy(app)
+            second = httpx.post(f"{url}/v1/compress", json=held, timeout=30)
+        finally:
+            gate.set()
+        assert first.result().status_code in (200, 504)  # 504 only past request_timeout_s
     assert second.status_code == 429
     assert second.headers["retry-after"] == "3"
     assert second.json()["error"]["type"] == "overloaded"
@@ -393,14 +425,14 @@ def test_unexpected_errors_are_generic_500s_without_document_text(
     assert secret not in caplog.text  # ...without the document text
 
 
-def test_retrieve_and_query_without_index_are_501(
+def test_retrieve_and_query_without_index_are_422(
     limited: tuple[str, FastAPI, uvicorn.Server],
 ) -> None:
     url, _, _ = limited
     r = httpx.post(f"{url}/v1/retrieve", json={"query": "x"})
-    assert r.status_code == 501 and "index_dir" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "index_dir" in r.json()["error"]["message"]
     r = httpx.post(f"{url}/v1/query", json={"query": "x", "documents": ["a b"], "stream": True})
-    assert r.status_code == 501 and "generator" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "generator" in r.json()["error"]["message"]
     r = httpx.post(f"{url}/v1/query", json={"query": "x", "documents": ["a b c d"], "budget": 2})
     assert r.status_code == 200 and r.json()["answer"] is None
 

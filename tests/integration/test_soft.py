@@ -204,6 +204,24 @@ def test_pipeline_hands_documents_to_the_soft_generator(
     assert out.answer and out.generation.soft["documents"] == 2
 
 
+def test_pipeline_streams_from_the_soft_context_with_its_own_prompt(
+    trained: tuple[Path, dict[str, Any]],
+) -> None:
+    from ragzip.middleware.pipeline import Pipeline
+    from ragzip.middleware.prompt import PromptTemplate
+
+    gen = SoftGenerator(trained[0], cache=MemoryCache())
+    prompt = PromptTemplate(system="Reply with a year only.")
+    pipe = Pipeline("truncate", generator=gen, budget=1.0, max_tokens=8, prompt=prompt)
+    prepared = pipe.prepare("When was the Eiffel Tower built?", DOCS)
+    answered = pipe.answer(prepared)
+    streamed = "".join(pipe.stream_prepared(prepared))
+    assert streamed.strip() == answered.answer  # the soft path on both, the same prompt
+    assert answered.generation.soft["documents"] == 2
+    direct = gen.generate_documents(prepared.query, DOCS, max_tokens=8, prompt=prompt)
+    assert answered.answer == direct.text.strip()  # laid out by the pipeline's template
+
+
 def test_bad_settings_and_inputs_raise_typed_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="rate"):
         SoftConfig(rate=0)

@@ -245,6 +245,25 @@ async def test_ragzip_retriever_is_a_langchain_retriever() -> None:
         RagzipRetriever(retriever="faiss")
 
 
+async def test_ragzip_retriever_k_at_invoke_time_overrides_the_default() -> None:
+    index = BM25Retriever()
+    index.add(DOCUMENTS)
+    retriever = RagzipRetriever(retriever=index, k=3)
+    query = "penicillin honeybees printing volcano jazz reef"
+    assert len(retriever.invoke(query)) == 3
+    one = retriever.invoke(query, k=1)
+    assert [d.id for d in one] == [d.id for d in retriever.invoke(query)][:1]
+    assert len(retriever.invoke(query, None, k=2)) == 2  # the standard tests' call shape
+    assert len(await retriever.ainvoke(query, k=1)) == 1
+    assert retriever.invoke(query, k=0) == []
+    assert retriever.k == 3  # per call only
+    for bad in (-1, "2", 1.5, True):
+        with pytest.raises(InvalidInputError, match="k must be"):
+            retriever.invoke(query, k=bad)
+    with pytest.raises(InvalidInputError, match="top_k"):
+        retriever.invoke(query, top_k=2)
+
+
 async def test_ragzip_retriever_and_compressor_together() -> None:
     index = BM25Retriever()
     index.add(DOCUMENTS)

@@ -135,10 +135,19 @@ def test_keep_alive_serves_several_requests_on_one_connection(base_url):
         (b"[1, 2]", 400, "JSON object"),
         (b'{"model": "m"}', 400, "'messages' is required"),
         (b'{"messages": []}', 400, "messages is empty"),
-        (b'{"messages": "hi", "max_tokens": 0}', 400, "max_tokens must be >= 1"),
-        (b'{"messages": "hi", "stream": "yes"}', 400, "'stream' must be"),
-        (b'{"messages": "hi", "n": 2}', 400, "n=1"),
-        (b'{"messages": "please fail"}', 502, "backend exploded"),
+        (b'{"messages": "hi"}', 400, "'messages' must be a list"),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}',
+            400,
+            "max_tokens must be >= 1",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}',
+            400,
+            "'stream' must be",
+        ),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "n": 2}', 400, "n=1"),
+        (b'{"messages": [{"role": "user", "content": "please fail"}]}', 502, "backend exploded"),
     ],
 )
 def test_errors_are_openai_shaped(base_url, body, status, message):

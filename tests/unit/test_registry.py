@@ -111,6 +111,75 @@ def test_literal_parameters_are_checked() -> None:
     assert comp.allocation == "proportional"
 
 
+@pytest.mark.parametrize(
+    ("kind", "params", "accepted"),
+    [
+        ("code", {"elision": "bogus"}, ("'count'", "'short'", "'none'")),
+        ("code", {"block_split": "words"}, ("'lines'", "'perplexity'")),
+        ("code", {"scoring": "cross"}, ("'bi'", "'lm'", "'blend'")),
+        ("code", {"fine_share": 1.5}, ("(0, 1]",)),
+        ("code", {"fine_share": 0}, ("(0, 1]",)),
+        ("token-prune", {"mode": "bogus"}, ("'rate'", "'threshold'", "'llmlingua'")),
+        ("token-prune", {"token_to_word": "last"}, ("'mean'", "'first'")),
+        ("token-prune", {"allocation": "even"}, ("'relevance'", "'dynamic'", "'global'")),
+        ("router", {"allocation": "random"}, ("'size'", "'relevance'")),
+        ("extractive", {"quantize": "int4"}, ("'int8'",)),
+    ],
+)
+def test_bad_compressor_options_are_config_errors(
+    kind: str, params: dict[str, Any], accepted: tuple[str, ...]
+) -> None:
+    """A bad option is a ConfigError (the REST sidecar answers 422, not 500) that names the
+    parameter and what it accepts."""
+    with pytest.raises(ConfigError) as caught:
+        compressors.build({"type": kind, "params": params})
+    message = str(caught.value)
+    assert next(iter(params)) in message
+    for value in accepted:
+        assert value in message
+
+
+def test_direct_construction_raises_config_errors_too() -> None:
+    from ragzip.compressors.code import CodeCompressor
+    from ragzip.compressors.code.scoring import ChunkScorer
+    from ragzip.compressors.extractive import ExtractiveCompressor
+    from ragzip.middleware.router import RouterCompressor
+
+    for build, name in [
+        (lambda: CodeCompressor(elision="bogus"), "elision"),  # type: ignore[arg-type]
+        (lambda: CodeCompressor(block_split="words"), "block_split"),  # type: ignore[arg-type]
+        (lambda: CodeCompressor(fine_share=2.0), "fine_share"),
+        (lambda: ChunkScorer("cross"), "mode"),  # type: ignore[arg-type]
+        (lambda: RouterCompressor(allocation="random"), "allocation"),  # type: ignore[arg-type]
+        (lambda: ExtractiveCompressor(quantize="int4"), "quantize"),  # type: ignore[arg-type]
+    ]:
+        with pytest.raises(ConfigError, match=name):
+            build()
+
+
+def test_token_prune_word_helpers_raise_config_errors() -> None:
+    import numpy as np
+
+    from ragzip.compressors.token_prune.words import chunk_bounds, group_words
+
+    with pytest.raises(ConfigError, match="max_len"):
+        chunk_bounds(np.zeros(3, dtype=bool), 0)
+    one = np.ones(1)
+    with pytest.raises(ConfigError, match="token_to_word"):
+        group_words(np.ones(1, dtype=bool), one, one, one, mode="last")
+
+
+def test_good_literal_options_still_build() -> None:
+    code = compressors.build(
+        {"type": "code", "params": {"elision": "short", "block_split": "perplexity"}}
+    )
+    assert (code.elision, code.block_split, code.scorer.mode) == ("short", "perplexity", "blend")
+    assert compressors.build({"type": "extractive", "params": {"quantize": "int8"}}).quantize
+    assert compressors.build({"type": "extractive", "params": {"quantize": None}}).quantize is None
+    router = compressors.build({"type": "router", "params": {"allocation": "relevance"}})
+    assert router.allocation == "relevance"
+
+
 def test_unknown_parameter_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"no parameter\(s\) \['window'\]") as caught:
         compressors.build({"type": "extractive", "params": {"window": 1}})

@@ -12,7 +12,11 @@ accepting connections, lets in-flight requests finish (up to ``graceful_shutdown
 closes a generator the app built.
 
 **Middleware** (outermost first): CORS (only with ``cors_origins``), metrics, a catch-all
-that turns escaped exceptions into a generic 500, and the body size limit.
+that turns escaped exceptions into a generic 500, bearer auth (before a byte of the body is
+read), then the body limits (size, read time, JSON depth) before any parsing. Every route,
+the OpenAI-compatible ones included, then goes through the same request policy, limits,
+timeout and metrics (see :mod:`ragzip.adapters.rest.routes` and
+:mod:`ragzip.adapters.proxy`).
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI, Security
+from fastapi.security import HTTPBearer
 
 from ragzip import __version__
 from ragzip.adapters.rest import routes
 from ragzip.adapters.rest.errors import CatchAllMiddleware, install_error_handlers
-from ragzip.adapters.rest.hardening import BodyLimitMiddleware, Limiter, bearer_auth
+from ragzip.adapters.rest.hardening import AuthMiddleware, BodyLimitMiddleware, Limiter
 from ragzip.adapters.rest.metrics import Metrics, MetricsMiddleware
 from ragzip.adapters.rest.service import Services
 from ragzip.adapters.rest.settings import ServerSettings
@@ -83,10 +88,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.cache:
+        if services.cache is not None:
             from ragzip.cache import set_default_cache
 
-            set_default_cache(settings.cache)
+            set_default_cache(services.cache)  # soft segments and other default-cache users
+        if settings.allow_regex:
+            from ragzip.patterns import set_pattern_timeout
+
+            set_pattern_timeout(settings.regex_timeout_s)  # the server owns its process
         await asyncio.to_thread(services.start)
         warming = (
             asyncio.ensure_future(asyncio.to_thread(services.warm)) if settings.warm_up else None
@@ -106,12 +115,19 @@ def create_app(
     )
     app.state.ragzip = routes.State(services=services, limiter=limiter, metrics=metrics)
     install_error_handlers(app, log_documents=settings.log_documents)
-    auth = [Depends(bearer_auth(settings.api_key))]
+    # Checked by AuthMiddleware before the body is read; declared here for the OpenAPI schema.
+    auth = [Security(HTTPBearer(auto_error=False))] if settings.api_key else []
     app.include_router(routes.api_router, dependencies=auth)
     app.include_router(routes.probe_router)
-    _include_openai_routers(app, settings, services, auth)
+    _include_openai_routers(app, settings, services, limiter, metrics, auth)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        max_depth=settings.max_json_depth,
+    )
+    app.add_middleware(AuthMiddleware, api_key=settings.api_key)
     app.add_middleware(CatchAllMiddleware, log_documents=settings.log_documents)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:
@@ -127,7 +143,12 @@ def create_app(
 
 
 def _include_openai_routers(
-    app: FastAPI, settings: ServerSettings, services: Services, auth: list[Any]
+    app: FastAPI,
+    settings: ServerSettings,
+    services: Services,
+    limiter: Limiter,
+    metrics: Metrics,
+    auth: list[Any],
 ) -> None:
     """Mounts the compressing chat proxy, or the local generator as an OpenAI upstream."""
     if not settings.upstream_url and not (settings.serve_local_generator and services.generator):
@@ -138,7 +159,8 @@ def _include_openai_routers(
         logger.warning("OpenAI-compatible routes unavailable (%s); skipping them", exc)
         return
     if settings.upstream_url:
-        app.include_router(proxy.create_proxy_router(settings), dependencies=auth)
+        chat = proxy.ChatProxy(settings, services=services, limiter=limiter, metrics=metrics)
+        app.include_router(chat.router, dependencies=auth)
     else:
-        router = local_openai.create_local_openai_router(services.generator)
+        router = local_openai.create_local_openai_router(services.generator, limiter=limiter)
         app.include_router(router, dependencies=auth)

@@ -1,6 +1,8 @@
 """The one place where errors become HTTP answers.
 
-Every error body is ``{"error": {"type": ..., "message": ...}}``.
+Every error body is ``{"error": {"type": ..., "message": ...}}``; on the OpenAI-compatible
+routes it is OpenAI's ``{"error": {"message", "type", "param", "code"}}`` and invalid requests
+are 400 there (see :func:`error_response`).
 
 =====================================================  ======  ==============================
 Error                                                   Status  Notes
@@ -12,10 +14,12 @@ malformed JSON, schema violations                       422     ``invalid_reques
                                                                 missing URL resource
 :class:`PayloadTooLarge` (body, documents, tokens)      413     the message names the limit
 :class:`Unauthorized`                                   401     ``WWW-Authenticate: Bearer``
-:class:`NotConfigured` (no index / generator)           501     says which setting enables it
+:class:`NotConfigured` (no index / generator)           422     says which setting enables it
 :class:`MissingDependencyError`, ModelNotFoundError     503
 :class:`GenerationError`                                502
 :class:`RequestTimeout`                                 504
+:class:`BodyTimeout` (body not sent in time)            408
+:class:`UpstreamError` (proxy upstream failed)          502     504 when it timed out
 :class:`Overloaded` (queue full / no slot in time)      429/503 with ``Retry-After``
 anything else                                           500     generic message; the server
                                                                 logs the type and traceback,
@@ -30,6 +34,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,8 +51,10 @@ from ragzip.errors import (
     RagzipError,
     UnknownComponentError,
 )
+from ragzip.wire import openai as wire
 
 __all__ = [
+    "BodyTimeout",
     "CatchAllMiddleware",
     "NotConfigured",
     "Overloaded",
@@ -55,8 +62,10 @@ __all__ = [
     "RequestTimeout",
     "ServerError",
     "Unauthorized",
+    "UpstreamError",
     "error_response",
     "install_error_handlers",
+    "invalid_response",
 ]
 
 logger = logging.getLogger("ragzip.server")
@@ -82,11 +91,30 @@ class Unauthorized(ServerError):
 
 
 class NotConfigured(ServerError):
-    status, kind = 501, "not_configured"
+    """The request needs something this server was not configured with (an index...).
+
+    422: the request is well formed, and this server cannot carry it out as asked.
+    """
+
+    status, kind = 422, "not_configured"
 
 
 class RequestTimeout(ServerError):
     status, kind = 504, "timeout"
+
+
+class BodyTimeout(ServerError):
+    status, kind = 408, "body_timeout"
+
+
+class UpstreamError(ServerError):
+    """The proxy's upstream failed (502) or did not answer in time (504)."""
+
+    kind = "upstream_error"
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Overloaded(ServerError):
@@ -110,11 +138,43 @@ _MAP: tuple[tuple[type[BaseException], int, str], ...] = (
 )
 
 
+# Routes that speak the OpenAI wire format, errors included (400 for invalid requests).
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+
+
 def error_response(
-    status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    kind: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    openai: bool = False,
 ) -> JSONResponse:
-    body = {"error": {"type": kind, "message": message}}
+    """The error answer: ``{"error": {"type", "message"}}``, or OpenAI's shape on its routes.
+
+    On OpenAI routes an invalid request is 400 (the SDKs raise ``BadRequestError``) and the
+    body is ``{"error": {"message", "type", "param", "code"}}`` with ragzip's type as ``code``.
+    """
+    if openai:
+        status = 400 if status == 422 else status
+        family = "invalid_request_error" if status < 500 else "server_error"
+        family = {401: "authentication_error", 429: "rate_limit_error"}.get(status, family)
+        body: dict[str, Any] = wire.error(message, family, code=kind)
+    else:
+        body = {"error": {"type": kind, "message": message}}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def is_openai_path(path: str) -> bool:
+    return path.rstrip("/") in OPENAI_PATHS
+
+
+def invalid_response(
+    scope: Scope, status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """:func:`error_response` in the dialect of the route ``scope`` addresses."""
+    openai = is_openai_path(str(scope.get("path", "")))
+    return error_response(status, kind, message, headers, openai=openai)
 
 
 def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
@@ -153,7 +213,7 @@ def install_error_handlers(app: FastAPI, *, log_documents: bool = False) -> None
         status, kind, message, headers = describe(exc)
         if status >= 500 and not isinstance(exc, ServerError):
             logger.warning("%s on %s: %s", type(exc).__name__, request.url.path, status)
-        return error_response(status, kind, message, headers)
+        return invalid_response(request.scope, status, kind, message, headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -162,12 +222,13 @@ def install_error_handlers(app: FastAPI, *, log_documents: bool = False) -> None
         if request.method == "POST" and "json" not in content_type.lower():
             got = content_type or "none"
             message += f"; send JSON with 'Content-Type: application/json' (got {got!r})"
-        return error_response(422, "invalid_request", message)
+        return invalid_response(request.scope, 422, "invalid_request", message)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         kinds = {404: "not_found", 405: "method_not_allowed"}
-        return error_response(
+        return invalid_response(
+            request.scope,
             exc.status_code,
             kinds.get(exc.status_code, "http_error"),
             str(exc.detail),
@@ -211,5 +272,4 @@ class CatchAllMiddleware:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             status, kind, message, headers = describe(exc)
-            response = error_response(status, kind, message, headers)
-            await response(scope, receive, send)
+            await invalid_response(scope, status, kind, message, headers)(scope, receive, send)

@@ -9,51 +9,82 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragzip.adapters.rest.errors import (
+    BodyTimeout,
     Overloaded,
     PayloadTooLarge,
     RequestTimeout,
+    ServerError,
     Unauthorized,
-    error_response,
+    invalid_response,
 )
 from ragzip.adapters.rest.metrics import Metrics
+from ragzip.errors import InvalidInputError
 
-__all__ = ["BodyLimitMiddleware", "Limiter", "bearer_auth", "check_input_size"]
+__all__ = [
+    "AuthMiddleware",
+    "BodyLimitMiddleware",
+    "Limiter",
+    "Slot",
+    "check_input_size",
+    "json_depth",
+]
 
 T = TypeVar("T")
 
 
-def bearer_auth(api_key: str | None) -> Callable[[Request], None]:
-    """A dependency that requires ``Authorization: Bearer <api_key>`` (no-op without a key)."""
-    expected = api_key.encode() if api_key else None
+class AuthMiddleware:
+    """Requires ``Authorization: Bearer <api_key>`` before a byte of the body is read.
 
-    def check(request: Request) -> None:
-        if expected is None:
+    Paths under ``protected`` need the key; probes (``/healthz``, ``/readyz``) and the docs do
+    not. An unauthenticated request is answered 401 at once and its connection closed, so a
+    stalled or huge upload cannot hold memory or a connection. No key configured: a no-op.
+    """
+
+    def __init__(
+        self, app: ASGIApp, api_key: str | None, protected: Sequence[str] = ("/v1/", "/metrics")
+    ) -> None:
+        self.app = app
+        self.expected = api_key.encode() if api_key else None
+        self.protected = tuple(protected)
+
+    def allowed(self, scope: Scope) -> bool:
+        if self.expected is None or not str(scope.get("path", "")).startswith(self.protected):
+            return True
+        if scope.get("method") == "OPTIONS":
+            return True  # CORS preflight carries no credentials
+        headers = dict(scope.get("headers") or [])
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.expected)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.allowed(scope):
+            await self.app(scope, receive, send)
             return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            token.strip().encode(), expected
-        ):
-            raise Unauthorized(
-                "missing or invalid bearer token", {"WWW-Authenticate": 'Bearer realm="ragzip"'}
-            )
-
-    return check
+        exc = Unauthorized("missing or invalid bearer token")
+        headers = {"WWW-Authenticate": 'Bearer realm="ragzip"', "Connection": "close"}
+        await invalid_response(scope, exc.status, exc.kind, str(exc), headers)(scope, receive, send)
 
 
 class BodyLimitMiddleware:
-    """Answers 413 to request bodies over ``max_bytes``, before the app parses anything.
+    """Reads request bodies within a size, a time and a nesting limit, before any parsing.
 
-    A ``Content-Length`` over the limit is refused at once; a chunked body is read up to the
-    limit and refused as soon as it passes it. Accepted bodies are replayed to the app.
+    A ``Content-Length`` over ``max_bytes`` is refused at once (413); a chunked body is read
+    up to the limit and refused as soon as it passes it. A body that does not arrive within
+    ``timeout_s`` is refused with 408, and a JSON body nested deeper than ``max_depth`` with
+    a 4xx naming the limit (a recursive parser would otherwise fail with a 500). Accepted
+    bodies are replayed to the app.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0, max_depth: int = 64
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.max_depth = max_depth
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
@@ -66,23 +97,37 @@ class BodyLimitMiddleware:
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, self._too_large())
             return
         chunks: list[bytes] = []
         size = 0
+        deadline = time.monotonic() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                slow = BodyTimeout(
+                    f"the request body did not arrive within {self.timeout_s:g} s (body_timeout_s)"
+                )
+                await self._refuse(scope, receive, send, slow)
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, self._too_large())
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if json_depth(body) > self.max_depth:
+            deep = InvalidInputError(
+                f"the JSON body is nested deeper than {self.max_depth} levels (max_json_depth)"
+            )
+            await invalid_response(scope, 422, "invalid_request", str(deep))(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -94,10 +139,31 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = self._too_large()
-        response = error_response(exc.status, exc.kind, str(exc), {"Connection": "close"})
-        await response(scope, receive, send)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: ServerError) -> None:
+        headers = {**exc.headers, "Connection": "close"}
+        await invalid_response(scope, exc.status, exc.kind, str(exc), headers)(scope, receive, send)
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of ``[`` and ``{`` in a JSON text (strings skipped), in one pass."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def check_input_size(
@@ -212,32 +278,56 @@ class Limiter:
     def deadline(self) -> float:
         return time.monotonic() + self.timeout_s
 
-    async def run(self, fn: Callable[..., T], *args: Any, deadline: float | None = None) -> T:
-        """Runs ``fn(*args)`` in a worker thread within a slot and the deadline."""
-        deadline = self.deadline() if deadline is None else deadline
-        await self._acquire(deadline)
+    @asynccontextmanager
+    async def slot(self, deadline: float | None = None) -> AsyncIterator[Slot]:
+        """Holds one compute slot for the block (429/503 when none is to be had in time).
+
+        Work handed to :meth:`in_thread` that outlives the block keeps the slot until it ends.
+        """
+        held = Slot(self.deadline() if deadline is None else deadline)
+        await self._acquire(held.deadline)
+        try:
+            yield held
+        finally:
+            if not held.handed_off:
+                self._release()
+
+    async def in_thread(self, held: Slot, fn: Callable[..., T], *args: Any) -> T:
+        """Runs ``fn(*args)`` in a worker thread under ``held``, within its deadline (504)."""
         task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-        task.add_done_callback(self._finished)
         try:
             return await asyncio.wait_for(
-                asyncio.shield(task), max(0.0, deadline - time.monotonic())
+                asyncio.shield(task), max(0.0, held.deadline - time.monotonic())
             )
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            if not task.done():  # the thread runs on: it keeps the slot until it ends
+                held.handed_off = True
+                task.add_done_callback(self._finished)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             self._reject("timeout")
             raise RequestTimeout(
                 f"the request took longer than {self.timeout_s:g} s (request_timeout_s)"
             ) from None
+
+    async def run(self, fn: Callable[..., T], *args: Any, deadline: float | None = None) -> T:
+        """Runs ``fn(*args)`` in a worker thread within a slot and the deadline."""
+        async with self.slot(deadline) as held:
+            return await self.in_thread(held, fn, *args)
 
     def _finished(self, task: asyncio.Future[Any]) -> None:
         if not task.cancelled():
             task.exception()  # retrieved: a late failure after a 504 is not logged with text
         self._release()
 
-    @asynccontextmanager
-    async def slot(self, deadline: float | None = None) -> AsyncIterator[None]:
-        """Holds a slot for async work (a streamed answer) until the block exits."""
-        await self._acquire(self.deadline() if deadline is None else deadline)
-        try:
-            yield
-        finally:
-            self._release()
+
+class Slot:
+    """A held compute slot: its deadline, and whether a late worker thread now owns it."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.handed_off = False
+
+    def left(self) -> float:
+        """Seconds until the deadline (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ragzip.adapters.rest.errors import NotConfigured, describe, log_unexpected
-from ragzip.adapters.rest.hardening import Limiter, check_input_size
+from ragzip.adapters.rest.hardening import Limiter, Slot, check_input_size
 from ragzip.adapters.rest.metrics import Metrics
 from ragzip.adapters.rest.schemas import (
     BudgetIn,
@@ -34,14 +35,15 @@ from ragzip.adapters.rest.schemas import (
 from ragzip.adapters.rest.service import Services
 from ragzip.errors import RagzipError
 from ragzip.middleware.base import Compressor
-from ragzip.middleware.pipeline import Pipeline
+from ragzip.middleware.pipeline import Pipeline, PipelineResult, Prepared
 from ragzip.middleware.registry import compressors
+from ragzip.text import scrub
 from ragzip.types import Budget, CompressionResult
 
 __all__ = ["api_router", "probe_router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 413, 422, 429, 500, 501, 502, 503, 504)
+    code: {"model": ErrorBody} for code in (400, 401, 408, 413, 422, 429, 500, 502, 503, 504)
 }
 
 api_router = APIRouter(responses=_ERRORS)
@@ -67,28 +69,31 @@ def _spec(spec: CompressorSpec | str | None) -> str | dict[str, Any] | None:
     return spec
 
 
-def _budget(budget: BudgetIn | float | None, default: Budget) -> Budget:
+def _budget(services: Services, budget: BudgetIn | float | None) -> Budget:
     if budget is None:
-        return default
+        return services.budget(None)
     if isinstance(budget, BudgetIn):
-        return Budget(
+        asked = Budget(
             ratio=budget.ratio,
             tokens=budget.tokens,
-            keep=tuple(budget.keep),
-            keep_patterns=tuple(budget.keep_patterns),
+            keep=tuple(scrub(k) for k in budget.keep),
+            keep_patterns=tuple(scrub(p) for p in budget.keep_patterns),
         )
-    return Budget.of(budget)
+    else:
+        asked = Budget.of(budget)
+    return services.budget(asked)
 
 
 def _documents(items: Sequence[DocumentIn | str]) -> list[str | dict[str, Any]]:
+    """Plain documents; lone surrogates (valid JSON, invalid UTF-8) become U+FFFD."""
     out: list[str | dict[str, Any]] = []
     for item in items:
         if isinstance(item, str):
-            out.append(item)
+            out.append(scrub(item))
         else:
-            doc: dict[str, Any] = {"text": item.text, "metadata": item.metadata or {}}
+            doc: dict[str, Any] = {"text": scrub(item.text), "metadata": item.metadata or {}}
             if item.id is not None:
-                doc["id"] = item.id
+                doc["id"] = scrub(item.id)
             out.append(doc)
     return out
 
@@ -127,17 +132,18 @@ async def compress(body: CompressRequest, request: Request) -> dict[str, Any]:
     """Compresses documents for a query within a budget."""
     state = _state(request)
     compressor = state.services.compressor(_spec(body.compressor))
-    budget = _budget(body.budget, state.services.default_budget)
+    budget = _budget(state.services, body.budget)
     documents = _documents(body.documents)
+    query = scrub(body.query)
     if len(documents) > state.services.settings.max_documents:  # refuse before taking a slot
         _checked(state, compressor, "", _texts(documents))
 
     def work() -> CompressionResult:
-        _checked(state, compressor, body.query, _texts(documents))
-        return compressor.compress(body.query, documents, budget)
+        _checked(state, compressor, query, _texts(documents))
+        return compressor.compress(query, documents, budget)
 
     result = await state.limiter.run(work)
-    state.metrics.observe_compression(result.compressor, result.tokens_before, result.tokens_after)
+    _observe(state, result)
     return {
         "documents": [d.to_dict() for d in result.documents],
         "stats": _stats(result),
@@ -153,7 +159,7 @@ async def retrieve(body: RetrieveRequest, request: Request) -> dict[str, Any]:
         raise NotConfigured("this server has no index: start it with --index (index_dir)")
     k = body.top_k or state.services.settings.top_k
     start = time.perf_counter()
-    hits = await state.limiter.run(retriever.retrieve, body.query, k)
+    hits = await state.limiter.run(retriever.retrieve, scrub(body.query), k)
     return {
         "documents": [
             {
@@ -183,7 +189,7 @@ def _pipeline(state: State, body: QueryRequest) -> tuple[Pipeline, Compressor]:
         compressor,
         services.retriever,
         services.generator,
-        budget=_budget(body.budget, services.default_budget),
+        budget=_budget(services, body.budget),
         top_k=body.top_k or settings.top_k,
         max_tokens=max_tokens,
     )
@@ -201,44 +207,53 @@ async def query(body: QueryRequest, request: Request) -> Any:
 
     With ``"stream": true`` the answer comes as server-sent events: ``event: delta`` with
     ``{"text": ...}`` per piece, then one ``event: stats`` with the full answer and stats (or
-    ``event: error`` with ``{"error": {"type", "message"}}``).
+    ``event: error`` with ``{"error": {"type", "message"}}``). One compute slot is held for
+    the whole request, the stream included; retrieval and compression run once.
     """
     state = _state(request)
     pipeline, compressor = _pipeline(state, body)
     documents = _documents(body.documents) if body.documents is not None else None
+    question = scrub(body.query)
     if body.stream and pipeline.generator is None:
         raise NotConfigured("this server has no generator to stream from (generator setting)")
-    deadline = state.limiter.deadline()
+    if documents is not None and len(documents) > state.services.settings.max_documents:
+        _checked(state, compressor, "", _texts(documents))
 
-    def prepare() -> Any:
-        _checked(state, compressor, body.query, _texts(documents or []))
-        retrieved, compression, messages, timings = pipeline.prepare(body.query, documents)
-        _checked(state, compressor, body.query, [h.document.text for h in retrieved])
-        return retrieved, compression, messages, timings
+    def prepare() -> Prepared:
+        _checked(state, compressor, question, _texts(documents or []))
+        prepared = pipeline.prepare(question, documents)
+        _checked(state, compressor, question, [h.document.text for h in prepared.retrieved])
+        return prepared
 
-    if body.stream:
-        prepared = await state.limiter.run(prepare, deadline=deadline)
-        _observe(state, prepared[1])
-        return StreamingResponse(
-            _stream(state, pipeline, prepared, deadline),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+    if not body.stream:
 
-    def run() -> Any:
-        prepare()  # limits; Pipeline.run repeats the cheap steps
-        return pipeline.run(body.query, documents)
+        def run() -> PipelineResult:
+            return pipeline.answer(prepare())
 
-    result = await state.limiter.run(run, deadline=deadline)
-    _observe(state, result.compression)
-    return {
-        "query": body.query,
-        "answer": result.answer,
-        "context": result.context,
-        "documents": [d.to_dict() for d in result.compression.documents],
-        "retrieved_ids": [h.document.id for h in result.retrieved],
-        "stats": _stats(result.compression, result.timings),
-    }
+        result = await state.limiter.run(run)
+        _observe(state, result.compression)
+        return {
+            "query": body.query,
+            "answer": result.answer,
+            "context": result.context,
+            "documents": [d.to_dict() for d in result.compression.documents],
+            "retrieved_ids": [h.document.id for h in result.retrieved],
+            "stats": _stats(result.compression, result.timings),
+        }
+    stack = AsyncExitStack()
+    held = await stack.enter_async_context(state.limiter.slot())
+    try:
+        prepared = await state.limiter.in_thread(held, prepare)
+        deltas = pipeline.astream_prepared(prepared)  # checked before the first byte
+    except BaseException:
+        await stack.aclose()
+        raise
+    _observe(state, prepared.compression)
+    return StreamingResponse(
+        _stream(state, held, stack, deltas, prepared),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _observe(state: State, result: CompressionResult) -> None:
@@ -250,59 +265,71 @@ def _event(name: str, data: Any) -> bytes:
 
 
 async def _stream(
-    state: State, pipeline: Pipeline, prepared: Any, deadline: float
+    state: State,
+    held: Slot,
+    stack: AsyncExitStack,
+    deltas: AsyncIterator[str],
+    prepared: Prepared,
 ) -> AsyncIterator[bytes]:
-    retrieved, compression, messages, timings = prepared
-    generator = pipeline.generator
+    """The answer as server-sent events, within the slot and deadline ``held``."""
     answer: list[str] = []
+    timings = dict(prepared.timings)
     try:
-        async with state.limiter.slot(deadline):
-            start = time.perf_counter()
-            deltas = generator.astream(messages, max_tokens=pipeline.max_tokens)
-            try:
-                while True:
-                    left = deadline - time.monotonic()
-                    try:
-                        delta = await asyncio.wait_for(deltas.__anext__(), max(0.0, left))
-                    except StopAsyncIteration:
-                        break
-                    answer.append(delta)
-                    yield _event("delta", {"text": delta})
-            finally:
-                await deltas.aclose()
-            timings = {**timings, "generate": time.perf_counter() - start}
+        start = time.perf_counter()
+        try:
+            while True:
+                try:
+                    delta = await asyncio.wait_for(deltas.__anext__(), held.left())
+                except StopAsyncIteration:
+                    break
+                answer.append(delta)
+                yield _event("delta", {"text": delta})
+        finally:
+            await _aclose(deltas)
+        timings["generate"] = time.perf_counter() - start
     except Exception as exc:
         status, kind, message, _ = describe(exc)
         if status == 500:
             log_unexpected(exc, "/v1/query", state.services.settings.log_documents)
         yield _event("error", {"error": {"type": kind, "message": message}})
         return
+    finally:
+        await stack.aclose()
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     yield _event(
         "stats",
         {
             "answer": "".join(answer).strip(),
-            "retrieved_ids": [h.document.id for h in retrieved],
-            "stats": _stats(compression, timings),
+            "retrieved_ids": [h.document.id for h in prepared.retrieved],
+            "stats": _stats(prepared.compression, timings),
         },
     )
 
 
+async def _aclose(iterator: AsyncIterator[str]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
+
+
 @api_router.get("/v1/compressors", response_model=CompressorsResponse, tags=["compression"])
 async def list_compressors(request: Request) -> dict[str, Any]:
-    """Registered compressors with their parameters and defaults."""
-    state = _state(request)
+    """The compressors a request may choose, their defaults and what a request may set.
+
+    Server-configured parameters (models, files, URLs) are not shown.
+    """
+    policy = _state(request).services.policy
     listed = []
-    for name in compressors.names():
+    for name in policy.offered():
+        kind = str((policy.presets.get(name) or {"type": name})["type"])
         try:
-            listed.append(compressors.describe(name))
-        except (RagzipError, ImportError):  # a dependency or module is missing: not offered
+            info = compressors.describe(kind)
+            allowed: frozenset[str] = getattr(compressors.get(kind), "request_params", frozenset())
+        except (RagzipError, ImportError):  # unregistered, or a dependency is missing
             continue
-    default = state.services.default_spec
-    return {
-        "default": {"type": default} if isinstance(default, str) else dict(default),
-        "compressors": listed,
-    }
+        params = {k: v for k, v in info["params"].items() if k in allowed}
+        listed.append({**info, "type": name, "params": params, "request_params": sorted(allowed)})
+    return {"default": {"type": policy.default["type"]}, "compressors": listed}
 
 
 # -- operations ------------------------------------------------------------------------------
@@ -322,9 +349,10 @@ async def readyz(request: Request) -> Response:
         "generator": type(services.generator).__name__ if services.generator else None,
         "warm_up_error": services.warm_error,
     }
-    status = "ready" if services.ready else "starting"
+    ready = services.ready and not services.draining
+    status = "draining" if services.draining else "ready" if services.ready else "starting"
     return JSONResponse(
-        {"status": status, "components": components}, status_code=200 if services.ready else 503
+        {"status": status, "components": components}, status_code=200 if ready else 503
     )
 
 
@@ -335,5 +363,16 @@ def metrics_endpoint(request: Request) -> Response:
 
 
 api_router.add_api_route(
-    "/metrics", metrics_endpoint, methods=["GET"], tags=["operations"], include_in_schema=True
+    "/metrics",
+    metrics_endpoint,
+    methods=["GET"],
+    tags=["operations"],
+    include_in_schema=True,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
 )

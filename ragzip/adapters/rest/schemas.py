@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 __all__ = [
     "BudgetIn",
@@ -30,37 +30,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A budget given as a bare number is a ratio (original / compressed), at least 1.
+Ratio = Annotated[float, Field(ge=1.0, allow_inf_nan=False, strict=True)]
+
+
 class DocumentIn(_Strict):
     """A document to compress; a plain string is accepted too."""
 
-    text: str
-    id: str | None = None
+    text: StrictStr
+    id: StrictStr | None = None
     metadata: dict[str, Any] | None = None
 
 
 class BudgetIn(_Strict):
     """How much context may remain: a ratio (original/compressed), a token ceiling, or both."""
 
-    ratio: float | None = Field(None, ge=1.0, allow_inf_nan=False, examples=[4.0])
-    tokens: int | None = Field(None, ge=0)
-    keep: list[str] = Field(default_factory=list, description="strings that must survive")
-    keep_patterns: list[str] = Field(default_factory=list, description="regexes that must survive")
+    ratio: float | None = Field(None, ge=1.0, allow_inf_nan=False, strict=True, examples=[4.0])
+    tokens: StrictInt | None = Field(None, ge=0)
+    keep: list[StrictStr] = Field(default_factory=list, description="strings that must survive")
+    keep_patterns: list[StrictStr] = Field(
+        default_factory=list,
+        description="must survive too: literal strings, or regular expressions when the server "
+        "enables them (allow_regex)",
+    )
 
 
 class CompressorSpec(_Strict):
     """A registered compressor and its constructor parameters."""
 
-    type: str = Field(examples=["extractive"])
-    params: dict[str, Any] = Field(default_factory=dict)
+    type: StrictStr = Field(examples=["extractive"])
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="only the parameters the compressor lets requests set (GET /v1/compressors)",
+    )
 
 
 class CompressRequest(_Strict):
-    query: str = Field("", description="the question the context must serve (may be empty)")
-    documents: list[DocumentIn | str]
-    budget: BudgetIn | float | None = Field(
+    query: StrictStr = Field("", description="the question the context must serve (may be empty)")
+    documents: list[DocumentIn | StrictStr]
+    budget: BudgetIn | Ratio | None = Field(
         None, description="defaults to the server's budget; a number is a ratio"
     )
-    compressor: CompressorSpec | str | None = Field(
+    compressor: CompressorSpec | StrictStr | None = Field(
         None, description="defaults to the server's compressor"
     )
 
@@ -89,8 +100,8 @@ class CompressResponse(BaseModel):
 
 
 class RetrieveRequest(_Strict):
-    query: str = Field(min_length=1)
-    top_k: int | None = Field(None, ge=1, le=1000)
+    query: StrictStr = Field(min_length=1)
+    top_k: StrictInt | None = Field(None, ge=1, le=1000)
 
 
 class RetrievedDocument(BaseModel):
@@ -107,15 +118,17 @@ class RetrieveResponse(BaseModel):
 
 
 class QueryRequest(_Strict):
-    query: str = Field(min_length=1)
-    documents: list[DocumentIn | str] | None = Field(
+    query: StrictStr = Field(min_length=1)
+    documents: list[DocumentIn | StrictStr] | None = Field(
         None, description="use these instead of retrieving from the server's index"
     )
-    top_k: int | None = Field(None, ge=1, le=1000)
-    budget: BudgetIn | float | None = None
-    compressor: CompressorSpec | str | None = None
-    max_tokens: int | None = Field(None, ge=1, description="answer length, capped by the server")
-    stream: bool = Field(
+    top_k: StrictInt | None = Field(None, ge=1, le=1000)
+    budget: BudgetIn | Ratio | None = None
+    compressor: CompressorSpec | StrictStr | None = None
+    max_tokens: StrictInt | None = Field(
+        None, ge=1, description="answer length, capped by the server"
+    )
+    stream: StrictBool = Field(
         False,
         description="server-sent events: `delta` events ({text}), then one `stats` event",
     )
@@ -133,7 +146,8 @@ class QueryResponse(BaseModel):
 class CompressorInfo(BaseModel):
     type: str
     summary: str
-    params: dict[str, Any]
+    params: dict[str, Any] = Field(description="defaults of the parameters a request may set")
+    request_params: list[str] = Field(description="parameters a request may set")
 
 
 class CompressorsResponse(BaseModel):

@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ragzip.adapters.rest import batching
+from ragzip.adapters.rest.policy import RequestPolicy
 from ragzip.adapters.rest.settings import ServerSettings
-from ragzip.errors import ConfigError, InvalidInputError
+from ragzip.cache import ArrayCache, ByteCache, make_cache
+from ragzip.errors import ConfigError, InvalidInputError, RagzipError
 from ragzip.middleware.base import Compressor
 from ragzip.middleware.registry import compressors
 from ragzip.middleware.tokens import get_counter
@@ -37,7 +39,9 @@ class Services:
 
     Compressors built from request specs are cached by :func:`spec_key` (at most 32, least
     recently used evicted), so repeated requests reuse loaded models; bi-encoders are shared
-    process-wide anyway (:func:`~ragzip.encoders.bi_encoder.get_bi_encoder`).
+    process-wide anyway (:func:`~ragzip.encoders.bi_encoder.get_bi_encoder`). With the
+    ``cache`` setting, every encoder the server uses stores its embeddings there too (so
+    replicas pointed at one Redis share them; a Redis outage falls back to computing).
 
     Args:
         settings: Server settings.
@@ -58,6 +62,8 @@ class Services:
     ) -> None:
         self.settings = settings
         self._overrides = dict(compressor_overrides or {})
+        self.policy = RequestPolicy(settings, self._overrides)
+        self.cache: ByteCache | None = make_cache(settings.cache) if settings.cache else None
         self._cache: OrderedDict[str, Compressor] = OrderedDict()
         self._lock = threading.Lock()
         self.default_spec: str | dict[str, Any] = settings.compressor
@@ -73,8 +79,10 @@ class Services:
 
             self.generator = generators.build(settings.generator)  # cheap: loads on first use
             self._own_generator = True
-        self._attached: list[Any] = []
+        self._attached: list[Any] = []  # encoders given a micro-batcher
+        self._seen: list[Any] = []  # encoders prepared (cache, batcher)
         self.ready = False
+        self.draining = False  # set on SIGTERM by ragzip serve: /readyz says 503 from then
         self.warm_error: str | None = None
         self.on_build: Callable[[], None] = lambda: None
 
@@ -82,11 +90,13 @@ class Services:
     def start(self) -> None:
         """Builds the default compressor and loads the index (fails fast on bad config)."""
         self.compressor(None)
+        for override in self._overrides.values():
+            self._prepare(override)
         if self.retriever is None and self.settings.index_dir is not None:
             from ragzip.retrievers.faiss_index import FaissRetriever
 
             self.retriever = FaissRetriever.load(self.settings.index_dir)
-        self._batch(self.retriever)
+        self._prepare(self.retriever)
         if not self.settings.warm_up:
             self.ready = True
 
@@ -111,36 +121,44 @@ class Services:
         for encoder in self._attached:
             batching.detach(encoder)
         self._attached.clear()
+        self._seen.clear()
         if self._own_generator and self.generator is not None:
             self.generator.close()
 
     # -- compressors ----------------------------------------------------------------------------
-    def compressor(self, spec: str | Mapping[str, Any] | None) -> Compressor:
-        """The compressor for a spec (``None``: the default), built once and cached."""
-        if spec is None:
-            spec = self.default_spec
-        if isinstance(spec, Mapping) and not isinstance(spec.get("type"), str):
-            raise ConfigError(f"a compressor spec needs a string 'type', got {spec.get('type')!r}")
+    def compressor(self, requested: str | Mapping[str, Any] | None) -> Compressor:
+        """The compressor for a request's choice (``None``: the default), built once and cached.
+
+        The choice goes through :class:`~ragzip.adapters.rest.policy.RequestPolicy`: only
+        offered names and the parameters each compressor declares safe.
+        """
+        override = self._overrides.get(_bare_name(requested or self.default_spec) or "")
+        if override is not None:
+            return override
+        spec = self.policy.spec(requested)
         key = spec_key(spec)
         with self._lock:
             found = self._cache.get(key)
             if found is not None:
                 self._cache.move_to_end(key)
                 return found
-        name = spec if isinstance(spec, str) else spec["type"]
-        params = {} if isinstance(spec, str) else spec.get("params") or {}
-        built: Compressor
-        if name in self._overrides and not params:
-            built = self._overrides[name]
-        else:
-            built = compressors.build(spec)  # cheap: models load on first use
-            self.on_build()
-        self._batch(built)
+        try:
+            built: Compressor = compressors.build(spec)  # cheap: models load on first use
+        except ValueError as exc:  # an option a compressor rejects is a bad request, not a 500
+            if isinstance(exc, RagzipError):
+                raise
+            raise ConfigError(f"invalid compressor options: {exc}") from exc
+        self.on_build()
+        self._prepare(built)
         with self._lock:
             self._cache[key] = built
             while len(self._cache) > _MAX_CACHED:
                 self._cache.popitem(last=False)
         return built
+
+    def budget(self, budget: Budget | None) -> Budget:
+        """A request's budget under the server's policy (``None``: the default budget)."""
+        return self.default_budget if budget is None else self.policy.budget(budget)
 
     def count(self, compressor: Compressor) -> Callable[[str], int]:
         """The compressor's token counter (``approx`` when it has none)."""
@@ -158,14 +176,31 @@ class Services:
         for component in components:
             yield from _encoders_of(component)
 
-    def _batch(self, component: Any) -> None:
-        if not self.settings.batching or component is None:
+    def _prepare(self, component: Any) -> None:
+        """Gives a component's encoders the server's cache and micro-batcher (once each)."""
+        if component is None:
             return
         for encoder in _encoders_of(component):
-            if any(encoder is e for e in self._attached):
+            if any(encoder is e for e in self._seen):
                 continue
-            if batching.attach(encoder, self.settings.batch_window_ms / 1000) is not None:
+            self._seen.append(encoder)
+            if self.cache is not None and encoder.shared_cache is None:
+                encoder.shared_cache = ArrayCache(self.cache, "emb")
+            if (
+                self.settings.batching
+                and batching.attach(encoder, self.settings.batch_window_ms / 1000) is not None
+            ):
                 self._attached.append(encoder)
+
+
+def _bare_name(spec: str | Mapping[str, Any]) -> str | None:
+    """The name of a spec that sets no parameters (``"x"`` or ``{"type": "x"}``)."""
+    if isinstance(spec, str):
+        return spec
+    if set(spec) <= {"type", "params"} and not spec.get("params"):
+        name = spec.get("type")
+        return name if isinstance(name, str) else None
+    return None
 
 
 def _encoders_of(component: Any) -> Iterator[Any]:

@@ -33,6 +33,19 @@ class ServerSettings(BaseSettings):
         port: TCP port.
         api_key: When set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <key>``.
         compressor: Default compressor spec (a name or ``{"type", "params"}``).
+        compressors: Named compressor specs a request may choose by name (``{"fast":
+            {"type": "extractive", "params": {...}}}``); server configuration, so they may
+            name models, files and caches.
+        request_compressors: The names a request may choose: registered compressor types
+            (built with their defaults, which name only packaged models) and names from
+            ``compressors``. ``None`` (the default): every name of ``compressors``, the
+            default compressor's type and every registered type; ``[]``: only the default.
+        allow_request_params: Let requests set the parameters each compressor declares safe
+            (``request_params``: ratios, thresholds, switches); never models, files, URLs,
+            generators or caches.
+        allow_regex: Treat a request's ``keep_patterns`` as regular expressions (run with
+            ``regex_timeout_s`` per match); off: they are literal strings.
+        regex_timeout_s: Time limit of one keep-pattern match.
         budget: Default budget when a request gives none (ratio, or a dict of fields).
         index_dir: A directory written by ``ragzip index``; enables ``/v1/retrieve`` and
             retrieval in ``/v1/query``.
@@ -44,6 +57,10 @@ class ServerSettings(BaseSettings):
         max_tokens_per_request: Most tokens of query + documents, counted with the
             compressor's counter (413 beyond).
         request_timeout_s: Seconds a request may compute before it gets 504.
+        header_timeout_s: Seconds a client has to send a request's headers (``ragzip serve``
+            closes the connection after that).
+        body_timeout_s: Seconds a client has to send a request's body (408 after that).
+        max_json_depth: Deepest nesting of a JSON body (422, or 400 on OpenAI routes).
         max_concurrency: Requests computing at once.
         max_queue: Requests waiting for a slot; beyond, 429 with ``Retry-After``.
         retry_after_s: The ``Retry-After`` value of 429/503 answers.
@@ -52,7 +69,8 @@ class ServerSettings(BaseSettings):
         log_documents: Allow document text and error messages in server logs.
         warm_up: Load the models at startup (``/readyz`` says 503 until done).
         upstream_url: OpenAI-compatible base URL; mounts the compressing chat proxy.
-        upstream_api_key: Key the proxy sends upstream.
+        upstream_api_key: Key the proxy sends upstream; the only credential that goes there
+            (a client's own ``Authorization`` header is never forwarded).
         serve_local_generator: Without ``upstream_url``, serve ``generator`` as an
             OpenAI-compatible ``/v1/chat/completions``.
         cors_origins: Origins allowed by CORS; empty (the default) sends no CORS headers.
@@ -60,6 +78,9 @@ class ServerSettings(BaseSettings):
             built to use it), as a :func:`ragzip.cache.make_cache` spec, e.g.
             ``"memory+redis://cache:6379/0"`` so that replicas share it (``RAGZIP_CACHE``).
         graceful_shutdown_s: Seconds in-flight requests get to finish on shutdown.
+        shutdown_drain_s: On SIGTERM, seconds the server keeps serving with ``/readyz`` at 503
+            and ``Connection: close`` on every response, before it stops accepting (so no
+            keep-alive request is lost); 0 turns the drain off.
         config_file: A YAML/JSON file with any of these fields (lowest precedence).
     """
 
@@ -69,6 +90,11 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     api_key: str | None = None
     compressor: Spec = "extractive"
+    compressors: dict[str, Spec] = Field(default_factory=dict)
+    request_compressors: list[str] | None = None
+    allow_request_params: bool = True
+    allow_regex: bool = False
+    regex_timeout_s: float = Field(default=0.1, gt=0, le=10)
     budget: float | dict[str, Any] = 4.0
     index_dir: Path | None = None
     generator: Spec | None = None
@@ -78,6 +104,9 @@ class ServerSettings(BaseSettings):
     max_documents: int = Field(default=1000, ge=1)
     max_tokens_per_request: int = Field(default=500_000, ge=1)
     request_timeout_s: float = Field(default=60.0, gt=0)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    max_json_depth: int = Field(default=64, ge=2, le=10_000)
     max_concurrency: int = Field(default=8, ge=1)
     max_queue: int = Field(default=64, ge=0)
     retry_after_s: int = Field(default=1, ge=0)
@@ -91,6 +120,7 @@ class ServerSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     cache: str | None = None
     graceful_shutdown_s: float = Field(default=30.0, ge=0)
+    shutdown_drain_s: float = Field(default=2.0, ge=0, le=300)
     config_file: Path | None = None
 
     @field_validator("api_key", "upstream_url", "upstream_api_key")

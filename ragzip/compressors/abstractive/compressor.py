@@ -25,10 +25,9 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ragzip.compressors.abstractive.cache import (
     SHARED_CACHE,
@@ -44,6 +43,8 @@ from ragzip.errors import ConfigError
 from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
 from ragzip.middleware.registry import compressors
 from ragzip.middleware.tokens import DEFAULT_COUNTER
+from ragzip.models import normalize_model_name
+from ragzip.models_cache import loaded_models
 from ragzip.text import scrub, segment, sentences
 from ragzip.types import Budget, CompressedDocument, Span
 
@@ -66,19 +67,27 @@ _TERMINAL = re.compile(r"[.!?][\"')\]]*\s*$")
 # of summary cache keys, so batched and unbatched runs share cached summaries.
 _SCHEDULING_PARAMS = frozenset({"batch_size", "batch_wait_ms"})
 
-_generators: dict[str, Any] = {}
-_generators_lock = threading.Lock()
-
 
 def shared_generator(spec: Mapping[str, Any] | str) -> Any:
-    """One generator per spec in the process, so compressors share a loaded model."""
+    """One generator per spec in the process, so compressors share a loaded model.
+
+    Generators live in the bounded registry of :mod:`ragzip.models_cache`, keyed by the spec
+    with its ``model`` parameter normalised (:func:`~ragzip.models.normalize_model_name`), so
+    spellings of one model share an instance (built from the first spec seen).
+
+    Raises:
+        ConfigError: an invalid spec, or an empty ``model`` parameter.
+    """
     from ragzip.generators.registry import generators
 
-    key = json.dumps(spec, sort_keys=True, default=str)
-    with _generators_lock:
-        if key not in _generators:
-            _generators[key] = generators.build(spec)
-        return _generators[key]
+    keyed: Mapping[str, Any] | str = spec
+    params = spec.get("params") if isinstance(spec, Mapping) else None
+    if isinstance(spec, Mapping) and isinstance(params, Mapping) and "model" in params:
+        model = params["model"]
+        model = normalize_model_name(model) if isinstance(model, str) else model
+        keyed = {**spec, "params": {**params, "model": model}}
+    key = ("generator", json.dumps(keyed, sort_keys=True, default=str))
+    return loaded_models().get_or_load(key, lambda: generators.build(spec))
 
 
 def _cache_identity(generator: Any) -> Any:
@@ -141,6 +150,21 @@ class AbstractiveCompressor(BaseCompressor):
     """
 
     name = "abstractive"
+    request_params: ClassVar[frozenset[str]] = frozenset(
+        {
+            "extractive_prefilter",
+            "fill",
+            "guard",
+            "guard_action",
+            "guard_threshold",
+            "lexical_weight",
+            "max_summary_words",
+            "min_relevance",
+            "min_summary_words",
+            "prefilter_tokens",
+            "temperature",
+        }
+    )
 
     def __init__(
         self,

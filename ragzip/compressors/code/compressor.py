@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from ragzip.compressors.code.chunking import Chunk, chunk_code, comment_prefix, detect_language
-from ragzip.compressors.code.scoring import ChunkScorer
+from ragzip.compressors.code.scoring import ChunkScorer, Scoring
+from ragzip.errors import ConfigError
 from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
-from ragzip.middleware.registry import compressors
+from ragzip.middleware.registry import check_choice, compressors
 from ragzip.middleware.tokens import DEFAULT_COUNTER
 from ragzip.text import segment
 from ragzip.types import CompressedDocument, Span
@@ -95,10 +97,24 @@ class CodeCompressor(BaseCompressor):
     """
 
     name = "code"
+    request_params: ClassVar[frozenset[str]] = frozenset(
+        {
+            "block_split",
+            "elision",
+            "fine_share",
+            "fine_top",
+            "lm_top",
+            "lm_weight",
+            "max_block_lines",
+            "max_chunk_tokens",
+            "scoring",
+            "skeleton",
+        }
+    )
 
     def __init__(
         self,
-        scoring: str = "blend",
+        scoring: Scoring = "blend",
         *,
         encoder: str = "minilm",
         lm: str = "smollm2-135m",
@@ -108,24 +124,26 @@ class CodeCompressor(BaseCompressor):
         fine_top: int = 3,
         fine_share: float = 0.5,
         max_block_lines: int = 6,
-        block_split: str = "lines",
-        elision: str = "count",
+        block_split: Literal["lines", "perplexity"] = "lines",
+        elision: Literal["count", "short", "none"] = "count",
         skeleton: bool = False,
         tokenizer: str = DEFAULT_COUNTER,
     ) -> None:
         super().__init__(tokenizer=tokenizer)
-        if elision not in ("count", "short", "none"):
-            raise ValueError(f"elision must be 'count', 'short' or 'none', got {elision!r}")
+        check_choice("elision", elision, ("count", "short", "none"))
+        check_choice("block_split", block_split, ("lines", "perplexity"))
+        if (
+            isinstance(fine_share, bool)
+            or not isinstance(fine_share, int | float)
+            or not 0.0 < fine_share <= 1.0
+        ):
+            raise ConfigError(f"fine_share must be a number in (0, 1], got {fine_share!r}")
         self.scoring = scoring
         self.encoder = encoder
         self.lm = lm
         self.lm_top = lm_top
         self.lm_weight = lm_weight
         self.max_chunk_tokens = max_chunk_tokens
-        if not 0.0 < fine_share <= 1.0:
-            raise ValueError(f"fine_share must be in (0, 1], got {fine_share!r}")
-        if block_split not in ("perplexity", "lines"):
-            raise ValueError(f"block_split must be 'perplexity' or 'lines', got {block_split!r}")
         self.block_split = block_split
         self.fine_top = fine_top
         self.fine_share = fine_share

@@ -29,16 +29,19 @@ import re
 import struct
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
+from ragzip.middleware.registry import check_choice
 
 if TYPE_CHECKING:
     from ragzip.cache import ByteCache
 
-__all__ = ["ChunkScorer", "LMScorer", "documented"]
+__all__ = ["ChunkScorer", "LMScorer", "Scoring", "documented"]
+
+Scoring = Literal["bi", "lm", "blend"]
 
 
 class _LRU:
@@ -265,7 +268,7 @@ class ChunkScorer:
 
     def __init__(
         self,
-        mode: str = "blend",
+        mode: Scoring = "blend",
         *,
         encoder: str = "minilm",
         lm: str = "smollm2-135m",
@@ -274,8 +277,7 @@ class ChunkScorer:
         max_chunk_tokens: int = 256,
         cache: ByteCache | str | None = None,
     ) -> None:
-        if mode not in ("bi", "lm", "blend"):
-            raise ValueError(f"mode must be 'bi', 'lm' or 'blend', got {mode!r}")
+        check_choice("mode", mode, ("bi", "lm", "blend"))
         self.mode = mode
         self.encoder_name = encoder
         self.lm_top = lm_top

@@ -33,51 +33,52 @@ from ragzip.compressors.soft.config import SoftConfig
 from ragzip.compressors.soft.context import SoftContext, SoftDocument
 from ragzip.errors import ConfigError, InvalidInputError, ModelNotFoundError
 from ragzip.models import resolve_model
+from ragzip.models_cache import shared_model
 from ragzip.types import Document, as_documents
 
 __all__ = ["SoftCompressor", "load_decoder"]
-
-_DECODERS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-_DECODERS_LOCK = threading.Lock()
 
 
 def load_decoder(name: str, device: str | None = None, dtype: str = "auto") -> tuple[Any, Any]:
     """The frozen decoder and its tokenizer, loaded once per process and shared.
 
     The soft compressor and the soft generator must use the same weights, and a 135M model
-    loaded twice wastes memory and start-up time; a small process-wide table shares them.
+    loaded twice wastes memory and start-up time; the bounded registry of
+    :mod:`ragzip.models_cache` shares them, keyed by the normalised name, device and dtype.
+
+    Raises:
+        ConfigError: an unknown ``dtype`` or an empty model name.
+        ModelNotFoundError: the decoder cannot be loaded.
     """
     torch = require("torch", "soft compression")
     transformers = require("transformers", "soft compression")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    key = (name, device, dtype)
-    with _DECODERS_LOCK:
-        if key not in _DECODERS:
-            resolved = resolve_model(name)
-            torch_dtype = {
-                "auto": torch.float32 if device == "cpu" else torch.bfloat16,
-                "float32": torch.float32,
-                "bfloat16": torch.bfloat16,
-                "float16": torch.float16,
-            }.get(dtype)
-            if torch_dtype is None:
-                raise ConfigError(
-                    f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}"
-                )
-            try:
-                tokenizer = transformers.AutoTokenizer.from_pretrained(resolved.path)
-                model = transformers.AutoModelForCausalLM.from_pretrained(
-                    resolved.path, dtype=torch_dtype
-                )
-            except OSError as exc:
-                raise ModelNotFoundError(
-                    f"cannot load the decoder {name!r} from {resolved.path!r}: {exc}"
-                ) from exc
-            model.to(device).eval()
-            for param in model.parameters():
-                param.requires_grad_(False)
-            _DECODERS[key] = (model, tokenizer)
-        return _DECODERS[key]
+    torch_dtype = {
+        "auto": torch.float32 if device == "cpu" else torch.bfloat16,
+        "float32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+    }.get(dtype)
+    if torch_dtype is None:
+        raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
+
+    def load(normalized: str) -> tuple[Any, Any]:
+        resolved = resolve_model(normalized)
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(resolved.path)
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                resolved.path, dtype=torch_dtype
+            )
+        except OSError as exc:
+            raise ModelNotFoundError(
+                f"cannot load the decoder {name!r} from {resolved.path!r}: {exc}"
+            ) from exc
+        model.to(device).eval()
+        for param in model.parameters():
+            param.requires_grad_(False)
+        return model, tokenizer
+
+    return shared_model("decoder", name, load, (device, dtype))
 
 
 class SoftCompressor:

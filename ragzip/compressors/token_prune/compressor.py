@@ -115,6 +115,21 @@ class TokenPruneCompressor(BaseCompressor):
     """
 
     name = "token-prune"
+    request_params: ClassVar[frozenset[str]] = frozenset(
+        {
+            "allocation",
+            "coarse_factor",
+            "drop_consecutive",
+            "dynamic_ratio",
+            "force_reserve_digit",
+            "force_tokens",
+            "mode",
+            "question_aware",
+            "temperature",
+            "threshold",
+            "token_to_word",
+        }
+    )
 
     def __init__(
         self,

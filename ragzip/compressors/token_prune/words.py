@@ -11,11 +11,13 @@ loop runs per token.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ragzip.errors import ConfigError
+from ragzip.patterns import match_spans
 
 __all__ = [
     "Words",
@@ -53,7 +55,7 @@ def chunk_bounds(end_mask: np.ndarray, max_len: int) -> list[tuple[int, int]]:
     """
     n = int(end_mask.size)
     if max_len < 1:
-        raise ValueError(f"max_len must be >= 1, got {max_len}")
+        raise ConfigError(f"max_len must be an integer >= 1, got {max_len!r}")
     ends = np.flatnonzero(end_mask)
     bounds = []
     start = 0
@@ -88,7 +90,7 @@ def group_words(
         mode: ``"mean"`` or ``"first"`` token probability.
     """
     if mode not in ("mean", "first"):
-        raise ValueError(f"token_to_word must be 'mean' or 'first', got {mode!r}")
+        raise ConfigError(f"token_to_word must be 'mean' or 'first', got {mode!r}")
     n = int(begins.size)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -118,19 +120,32 @@ def group_words(
 def forced_by_strings(
     text: str, words: Words, strings: Sequence[str] = (), patterns: Sequence[str] = ()
 ) -> np.ndarray:
-    """Flags the words that overlap an occurrence of a must-keep string or pattern."""
+    """Flags the words that overlap an occurrence of a must-keep string or pattern.
+
+    Raises:
+        InvalidInputError: a pattern ran past its time limit (see :mod:`ragzip.patterns`).
+    """
     if not len(words) or not (strings or patterns):
         return np.zeros(len(words), dtype=bool)
-    regexes = [re.escape(s) for s in strings if s] + list(patterns)
+    spans = [span for s in strings if s for span in _occurrences(s, text)]
+    spans += match_spans(patterns, text)
     delta = np.zeros(len(text) + 1, dtype=np.int64)
-    for regex in regexes:
-        for m in re.finditer(regex, text):
-            if m.end() > m.start():
-                delta[m.start()] += 1
-                delta[m.end()] -= 1
+    for start, end in spans:
+        delta[start] += 1
+        delta[end] -= 1
     covered = np.concatenate(([0], np.cumsum(np.cumsum(delta)[:-1] > 0)))
     # a word overlaps when some covered character lies in [start, end)
     return np.asarray((covered[words.ends] - covered[words.starts]) > 0)
+
+
+def _occurrences(needle: str, text: str) -> list[tuple[int, int]]:
+    """Spans of the non-overlapping occurrences of ``needle`` in ``text``, left to right."""
+    spans = []
+    at = text.find(needle)
+    while at >= 0:
+        spans.append((at, at + len(needle)))
+        at = text.find(needle, at + len(needle))
+    return spans
 
 
 def llmlingua_keep(probs: np.ndarray, weights: np.ndarray, reduce_rate: float) -> np.ndarray:

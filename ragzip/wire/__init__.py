@@ -1,0 +1,1 @@
+"""Wire formats spoken over HTTP, each written once (see :mod:`ragzip.wire.openai`)."""
