@@ -24,7 +24,7 @@ import torch
 
 from ragzip.encoders.bi_encoder import document_text, get_bi_encoder
 from ragzip.eval.benchmarks import TASKS, load_jsonl
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.registry import compressors
 from ragzip.types import Budget
 
 

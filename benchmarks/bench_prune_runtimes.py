@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ragzip.compressors.token_prune.train import init_pruner
+from ragzip.training.pruner import init_pruner
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> float:

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from ragzip.cache import MemoryCache
-from ragzip.compressors.soft import SoftCompressor
+from ragzip.encoders.soft import SoftCompressor
 from ragzip.generators.soft import SoftGenerator
-from ragzip.middleware.prompt import PromptTemplate
+from ragzip.prompt import PromptTemplate
 from ragzip.types import CompressedDocument
 
 QUESTION = "Which of these documents mentions the oldest event, and what happened then?"

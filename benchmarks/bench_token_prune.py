@@ -28,7 +28,7 @@ import torch
 
 from ragzip.compressors.token_prune.compressor import llmlingua_labels
 from ragzip.compressors.token_prune.model import TokenScorer
-from ragzip.compressors.token_prune.train import init_pruner
+from ragzip.training.pruner import init_pruner
 from ragzip.compressors.token_prune.words import chunk_bounds
 from ragzip.models import resolve_model
 from ragzip.testing.fixtures import unique_text

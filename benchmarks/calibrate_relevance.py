@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from ragzip.eval.benchmarks import TASKS, load_jsonl
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.registry import compressors
 from ragzip.types import Budget
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ragzip.compressors.token_prune import TokenPruneCompressor
-from ragzip.compressors.token_prune.train import TrainConfig, train_pruner
+from ragzip.training.pruner import TrainConfig, train_pruner
 from ragzip.eval.benchmarks import load_jsonl, run_eval
 
 

@@ -19,8 +19,7 @@ from ragzip.errors import (
     RagzipError,
     UnknownComponentError,
 )
-from ragzip.middleware import registry as _registry
-from ragzip.middleware.base import BaseCompressor, Compressor
+from ragzip.compressors.base import BaseCompressor, Compressor
 from ragzip.types import (
     Budget,
     CompressedDocument,
@@ -35,9 +34,9 @@ __version__ = "0.1.0"
 
 def build_compressor(spec: str | dict[str, Any]) -> Compressor:
     """Builds a registered compressor from ``NAME`` or ``{"type": NAME, "params": {...}}``."""
-    # The registry is reached through its module: ``ragzip.compressors`` is the subpackage of
-    # methods (importing one rebinds that attribute), so the registry is not exported here.
-    built: Compressor = _registry.compressors.build(spec)
+    from ragzip.compressors.registry import compressors
+
+    built: Compressor = compressors.build(spec)
     return built
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ragzip.errors import ConfigError
-from ragzip.middleware.base import BudgetLike, Compressor
+from ragzip.compressors.base import BudgetLike, Compressor
 from ragzip.middleware.pipeline import Pipeline
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.registry import compressors
 from ragzip.types import Budget
 
 __all__ = ["CompressorFields", "resolve_compressor", "resolve_fields"]

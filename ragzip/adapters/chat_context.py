@@ -20,8 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ragzip.errors import InvalidInputError
-from ragzip.middleware.base import BudgetLike
-from ragzip.middleware.prompt import PromptTemplate
+from ragzip.compressors.base import BudgetLike
+from ragzip.prompt import PromptTemplate
 from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
 from ragzip.wire.openai import message_texts
 

@@ -34,7 +34,7 @@ from typing import Any
 from ragzip._optional import require
 from ragzip.adapters._common import CompressorFields
 from ragzip.errors import ConfigError, InvalidInputError
-from ragzip.middleware.tokens import get_counter
+from ragzip.tokens import get_counter
 from ragzip.retrievers.base import Retriever, check_query
 from ragzip.types import CompressedDocument, CompressionResult, Document, ScoredDocument
 

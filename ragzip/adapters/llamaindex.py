@@ -18,7 +18,7 @@ from typing import Any
 
 from ragzip.adapters._common import CompressorFields
 from ragzip.errors import InvalidInputError, MissingDependencyError
-from ragzip.middleware.base import Compressor
+from ragzip.compressors.base import Compressor
 from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
 
 try:

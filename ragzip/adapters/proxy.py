@@ -80,7 +80,7 @@ from ragzip.adapters.chat_context import (
     plan_request,
 )
 from ragzip.errors import ConfigError, MissingDependencyError
-from ragzip.middleware.base import BudgetLike, Compressor
+from ragzip.compressors.base import BudgetLike, Compressor
 from ragzip.types import CompressionResult
 from ragzip.wire import openai as wire
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ragzip.errors import ConfigError, InvalidInputError
-from ragzip.middleware.base import Compressor
-from ragzip.middleware.registry import compressors, load_spec
+from ragzip.compressors.base import Compressor
+from ragzip.compressors.registry import compressors, load_spec
 from ragzip.text import decode_text
 from ragzip.types import Budget, Document
 
@@ -311,7 +311,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_train_pruner(args: argparse.Namespace) -> int:
     """Trains a token pruner by data distillation and prints its report."""
-    from ragzip.compressors.token_prune.train import TrainConfig, train_pruner
+    from ragzip.training.pruner import TrainConfig, train_pruner
 
     config = TrainConfig(
         out=args.out,
@@ -346,8 +346,8 @@ def cmd_train_pruner(args: argparse.Namespace) -> int:
 
 def cmd_train_soft(args: argparse.Namespace) -> int:
     """Trains a soft encoder by distillation and prints its held-out figures."""
-    from ragzip.compressors.soft.config import SoftConfig
-    from ragzip.compressors.soft.train import SoftTrainConfig, train_soft
+    from ragzip.encoders.soft.config import SoftConfig
+    from ragzip.training.soft import SoftTrainConfig, train_soft
 
     config = SoftConfig(
         decoder=args.decoder,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.registry import compressors
 from ragzip.types import Budget, Document
 
 __all__ = ["DEMO_COMPRESSORS", "Row", "compare", "print_rows"]

@@ -14,10 +14,10 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from ragzip.encoders.bi_encoder import BiEncoder, document_text, get_bi_encoder
-from ragzip.middleware.base import BaseCompressor, MethodOutput, Request, truncate
-from ragzip.middleware.budget import allocate
-from ragzip.middleware.registry import compressors
-from ragzip.middleware.tokens import DEFAULT_COUNTER
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request, truncate
+from ragzip.budget import allocate
+from ragzip.compressors.registry import compressors
+from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.types import CompressedDocument, Document, Span
 
 __all__ = ["DocumentRankCompressor", "DocumentRanker"]

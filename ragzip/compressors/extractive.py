@@ -26,10 +26,11 @@ import numpy as np
 
 from ragzip.compressors.document_rank import DocumentRanker
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
-from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
-from ragzip.middleware.budget import standardize
-from ragzip.middleware.registry import check_choice, compressors
-from ragzip.middleware.tokens import DEFAULT_COUNTER
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.budget import standardize
+from ragzip.compressors.registry import compressors
+from ragzip.registry import check_choice
+from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.text import segment, term_overlap
 from ragzip.types import CompressedDocument, Span
 

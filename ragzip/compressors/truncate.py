@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ragzip.middleware.base import BaseCompressor, MethodOutput, Request, truncate
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request, truncate
+from ragzip.compressors.registry import compressors
 from ragzip.types import CompressedDocument, Span
 
 __all__ = ["TruncateCompressor"]

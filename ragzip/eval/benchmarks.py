@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ragzip.errors import InvalidInputError
-from ragzip.middleware.base import Compressor
+from ragzip.compressors.base import Compressor
 from ragzip.types import Budget, Document
 
 __all__ = ["TASKS", "EvalSummary", "load_jsonl", "run_eval"]

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from ragzip.generators.base import Generator
-from ragzip.middleware.registry import Registry
+from ragzip.registry import Registry
 
 __all__ = ["generators"]
 

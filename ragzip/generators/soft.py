@@ -28,14 +28,14 @@ import numpy as np
 
 from ragzip._optional import require
 from ragzip.cache import ByteCache
-from ragzip.compressors.soft.compressor import SoftCompressor
-from ragzip.compressors.soft.context import SoftContext
-from ragzip.compressors.soft.qa import render_chat
+from ragzip.encoders.soft.compressor import SoftCompressor
+from ragzip.encoders.soft.context import SoftContext
+from ragzip.encoders.soft.qa import render_chat
 from ragzip.errors import ConfigError, InvalidInputError
 from ragzip.generators.base import BaseGenerator, Generation, GenerationRequest, apply_stop
 from ragzip.generators.local import eos_ids
 from ragzip.generators.registry import generators
-from ragzip.middleware.prompt import PromptTemplate
+from ragzip.prompt import PromptTemplate
 from ragzip.types import CompressedDocument, Document
 
 __all__ = ["SoftGeneration", "SoftGenerator"]

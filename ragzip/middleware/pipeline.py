@@ -23,9 +23,9 @@ from typing import Any, cast
 
 from ragzip.errors import ConfigError, InvalidInputError
 from ragzip.generators.base import iterate_in_thread
-from ragzip.middleware.base import BudgetLike, Compressor
-from ragzip.middleware.prompt import PromptTemplate
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.base import BudgetLike, Compressor
+from ragzip.prompt import PromptTemplate
+from ragzip.compressors.registry import compressors
 from ragzip.types import Budget, CompressionResult, Document, ScoredDocument, as_documents
 
 __all__ = ["Pipeline", "PipelineResult", "Prepared"]
@@ -155,7 +155,7 @@ class Pipeline:
     def from_file(cls, path: str) -> Pipeline:
         """Builds a pipeline from a JSON or YAML file holding the same keys as
         :meth:`from_config`."""
-        from ragzip.middleware.registry import load_spec
+        from ragzip.registry import load_spec
 
         return cls.from_config(load_spec(path))
 

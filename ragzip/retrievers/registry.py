@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from ragzip.middleware.registry import Registry
+from ragzip.registry import Registry
 from ragzip.retrievers.base import Retriever
 
 __all__ = ["retrievers"]

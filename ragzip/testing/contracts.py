@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 import pytest
 
 from ragzip.errors import InvalidInputError
-from ragzip.middleware.base import Compressor
-from ragzip.middleware.registry import compressors
-from ragzip.middleware.tokens import TokenCounter, get_counter
+from ragzip.compressors.base import Compressor
+from ragzip.compressors.registry import compressors
+from ragzip.tokens import TokenCounter, get_counter
 from ragzip.testing.fixtures import (
     DOCUMENTS,
     INVALID_UTF8,

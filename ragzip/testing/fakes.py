@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
-from ragzip.middleware.tokens import DEFAULT_COUNTER
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.text import segment
 from ragzip.types import CompressedDocument, Span
 

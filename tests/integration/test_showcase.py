@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ragzip.cli.showcase import compare, print_rows
-from ragzip.compressors.token_prune.train import init_pruner
+from ragzip.training.pruner import init_pruner
 from ragzip.testing.fixtures import DOCUMENTS
 from ragzip.types import Budget
 

@@ -20,7 +20,7 @@ import pytest
 
 from ragzip.adapters.rest import ServerSettings, create_app
 from ragzip.adapters.rest.server import header_timeout_protocol
-from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
 from ragzip.types import CompressedDocument
 
 pytestmark = pytest.mark.integration

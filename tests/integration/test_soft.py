@@ -16,8 +16,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from ragzip.cache import MemoryCache, RedisCache, TieredCache  # noqa: E402
-from ragzip.compressors.soft import SoftCompressor, SoftConfig  # noqa: E402
-from ragzip.compressors.soft.train import SoftTrainConfig, train_soft  # noqa: E402
+from ragzip.encoders.soft import SoftCompressor, SoftConfig  # noqa: E402
+from ragzip.training.soft import SoftTrainConfig, train_soft  # noqa: E402
 from ragzip.errors import ConfigError, InvalidInputError, ModelNotFoundError  # noqa: E402
 from ragzip.generators.soft import SoftGenerator  # noqa: E402
 
@@ -208,7 +208,7 @@ def test_pipeline_streams_from_the_soft_context_with_its_own_prompt(
     trained: tuple[Path, dict[str, Any]],
 ) -> None:
     from ragzip.middleware.pipeline import Pipeline
-    from ragzip.middleware.prompt import PromptTemplate
+    from ragzip.prompt import PromptTemplate
 
     gen = SoftGenerator(trained[0], cache=MemoryCache())
     prompt = PromptTemplate(system="Reply with a year only.")

@@ -14,7 +14,7 @@ import pytest
 
 from ragzip.compressors.token_prune import TokenPruneCompressor, TokenScorer
 from ragzip.compressors.token_prune.compressor import llmlingua_labels
-from ragzip.compressors.token_prune.train import init_pruner
+from ragzip.training.pruner import init_pruner
 from ragzip.testing import DOCUMENTS, QUESTIONS, CompressorContract, check_result
 from ragzip.testing.fixtures import large_document
 from ragzip.types import Budget, Document
@@ -185,7 +185,7 @@ class LongWordTeacher:
 
 
 def test_training_learns_resumes_and_loads_by_path(tmp_path: Path) -> None:
-    from ragzip.compressors.token_prune.train import TrainConfig, train_pruner
+    from ragzip.training.pruner import TrainConfig, train_pruner
 
     out = tmp_path / "pruner"
     config = TrainConfig(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from ragzip.errors import InvalidInputError
-from ragzip.middleware.base import (
+from ragzip.compressors.base import (
     BaseCompressor,
     Compressor,
     MethodOutput,
@@ -16,7 +16,7 @@ from ragzip.middleware.base import (
     enforce_limit,
     truncate,
 )
-from ragzip.middleware.tokens import get_counter
+from ragzip.tokens import get_counter
 from ragzip.testing import KeywordCompressor
 from ragzip.types import Budget, CompressedDocument, Document, Span
 

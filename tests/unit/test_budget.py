@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragzip.middleware.budget import allocate, standardize
+from ragzip.budget import allocate, standardize
 
 
 @pytest.mark.parametrize(

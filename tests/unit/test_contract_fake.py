@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.registry import compressors
 from ragzip.testing import (
     DOCUMENTS,
     QUESTIONS,

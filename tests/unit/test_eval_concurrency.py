@@ -12,7 +12,7 @@ import pytest
 from ragzip.compressors.truncate import TruncateCompressor
 from ragzip.errors import InvalidInputError
 from ragzip.eval.benchmarks import load_jsonl, run_eval
-from ragzip.middleware.base import MethodOutput, Request
+from ragzip.compressors.base import MethodOutput, Request
 
 
 class SlowFirst(TruncateCompressor):

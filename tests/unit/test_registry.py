@@ -11,7 +11,8 @@ import pytest
 
 from ragzip.compressors.truncate import TruncateCompressor
 from ragzip.errors import ConfigError, UnknownComponentError
-from ragzip.middleware.registry import Registry, compressors, load_spec, validate_params
+from ragzip.compressors.registry import compressors
+from ragzip.registry import Registry, load_spec, validate_params
 
 
 class Widget:
@@ -143,7 +144,7 @@ def test_direct_construction_raises_config_errors_too() -> None:
     from ragzip.compressors.code import CodeCompressor
     from ragzip.compressors.code.scoring import ChunkScorer
     from ragzip.compressors.extractive import ExtractiveCompressor
-    from ragzip.middleware.router import RouterCompressor
+    from ragzip.compressors.router import RouterCompressor
 
     for build, name in [
         (lambda: CodeCompressor(elision="bogus"), "elision"),  # type: ignore[arg-type]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ragzip.errors import ConfigError
-from ragzip.middleware.registry import compressors
-from ragzip.middleware.router import RouterCompressor, detect_type
+from ragzip.compressors.registry import compressors
+from ragzip.compressors.router import RouterCompressor, detect_type
 from ragzip.types import Budget, Document
 
 pytest.importorskip("tree_sitter")

@@ -18,8 +18,8 @@ from ragzip.compressors.token_prune.words import (
     select_within,
 )
 from ragzip.errors import ConfigError
-from ragzip.middleware.registry import compressors
-from ragzip.middleware.tokens import get_counter
+from ragzip.compressors.registry import compressors
+from ragzip.tokens import get_counter
 
 
 def words_of(text: str, probs: list[float]) -> Words:
@@ -154,7 +154,7 @@ def test_published_names_resolve_to_hub_ids() -> None:
 
 # -- training data -----------------------------------------------------------------------------
 def test_align_extractive_marks_kept_original_words_in_order() -> None:
-    from ragzip.compressors.token_prune.teachers import align_extractive
+    from ragzip.training.teachers import align_extractive
 
     original = ["The", "tower", "is", "330", "metres", "tall", "."]
     keep = align_extractive(original, ["tower", "330", "Metres", "tall", "invented"])
@@ -163,7 +163,7 @@ def test_align_extractive_marks_kept_original_words_in_order() -> None:
 
 
 def test_llm_teacher_labels_what_the_model_kept_and_answers() -> None:
-    from ragzip.compressors.token_prune.teachers import LLMTeacher, Passage
+    from ragzip.training.teachers import LLMTeacher, Passage
 
     prompts: list[str] = []
 
@@ -184,7 +184,7 @@ def test_load_passages_reads_corpus_formats(tmp_path: pytest.TempPathFactory) ->
     import json
     from pathlib import Path
 
-    from ragzip.compressors.token_prune.train import load_passages
+    from ragzip.training.pruner import load_passages
 
     folder = Path(str(tmp_path))
     jsonl = folder / "c.jsonl"

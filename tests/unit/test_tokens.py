@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragzip.errors import ConfigError
-from ragzip.middleware.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
+from ragzip.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
 from ragzip.testing.fixtures import DOCUMENTS, INVALID_UTF8, UNICODE_TEXTS
 from ragzip.text import decode_text
 

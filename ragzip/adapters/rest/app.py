@@ -37,7 +37,7 @@ from ragzip.adapters.rest.hardening import AuthMiddleware, BodyLimitMiddleware, 
 from ragzip.adapters.rest.metrics import Metrics, MetricsMiddleware
 from ragzip.adapters.rest.service import Services
 from ragzip.adapters.rest.settings import ServerSettings
-from ragzip.middleware.base import Compressor
+from ragzip.compressors.base import Compressor
 
 __all__ = ["create_app"]
 

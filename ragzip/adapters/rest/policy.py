@@ -22,7 +22,7 @@ from typing import Any
 
 from ragzip.adapters.rest.settings import ServerSettings
 from ragzip.errors import ConfigError, UnknownComponentError
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.registry import compressors
 from ragzip.types import Budget
 
 __all__ = ["RequestPolicy", "Spec"]

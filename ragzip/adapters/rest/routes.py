@@ -34,9 +34,9 @@ from ragzip.adapters.rest.schemas import (
 )
 from ragzip.adapters.rest.service import Services
 from ragzip.errors import RagzipError
-from ragzip.middleware.base import Compressor
+from ragzip.compressors.base import Compressor
 from ragzip.middleware.pipeline import Pipeline, PipelineResult, Prepared
-from ragzip.middleware.registry import compressors
+from ragzip.compressors.registry import compressors
 from ragzip.text import scrub
 from ragzip.types import Budget, CompressionResult
 

@@ -14,9 +14,9 @@ from ragzip.adapters.rest.policy import RequestPolicy
 from ragzip.adapters.rest.settings import ServerSettings
 from ragzip.cache import ArrayCache, ByteCache, make_cache
 from ragzip.errors import ConfigError, InvalidInputError, RagzipError
-from ragzip.middleware.base import Compressor
-from ragzip.middleware.registry import compressors
-from ragzip.middleware.tokens import get_counter
+from ragzip.compressors.base import Compressor
+from ragzip.compressors.registry import compressors
+from ragzip.tokens import get_counter
 from ragzip.types import Budget
 
 __all__ = ["Services", "spec_key"]

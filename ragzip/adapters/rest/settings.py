@@ -161,7 +161,7 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
         path = self.current_state.get("config_file")
         if not path:
             return {}
-        from ragzip.middleware.registry import load_spec
+        from ragzip.registry import load_spec
 
         if not Path(path).is_file():
             raise ConfigError(f"server config file {str(path)!r} does not exist")

@@ -40,9 +40,9 @@ from ragzip.compressors.abstractive.parsing import DEFAULT_SENTINEL, clean_summa
 from ragzip.compressors.extractive import ExtractiveCompressor
 from ragzip.encoders.bi_encoder import get_bi_encoder
 from ragzip.errors import ConfigError
-from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
-from ragzip.middleware.registry import compressors
-from ragzip.middleware.tokens import DEFAULT_COUNTER
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.registry import compressors
+from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.models import normalize_model_name
 from ragzip.models_cache import loaded_models
 from ragzip.text import scrub, segment, sentences

@@ -27,9 +27,10 @@ import numpy as np
 from ragzip.compressors.code.chunking import Chunk, chunk_code, comment_prefix, detect_language
 from ragzip.compressors.code.scoring import ChunkScorer, Scoring
 from ragzip.errors import ConfigError
-from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
-from ragzip.middleware.registry import check_choice, compressors
-from ragzip.middleware.tokens import DEFAULT_COUNTER
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.registry import compressors
+from ragzip.registry import check_choice
+from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.text import segment
 from ragzip.types import CompressedDocument, Span
 

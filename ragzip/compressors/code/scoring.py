@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
-from ragzip.middleware.registry import check_choice
+from ragzip.registry import check_choice
 
 if TYPE_CHECKING:
     from ragzip.cache import ByteCache

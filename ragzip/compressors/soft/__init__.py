@@ -1,13 +1,5 @@
-"""Segment-wise soft compression (CompLLM, ARC-Encoder) with cached segments.
+"""Moved to :mod:`ragzip.encoders.soft` (the soft runtime sits below the generators that use it);
+this name is kept so existing imports keep working."""
 
-``SoftCompressor`` turns documents into decoder input embeddings, segment by segment, through
-a cache shared across queries and replicas; :class:`ragzip.generators.soft.SoftGenerator`
-answers from them; ``ragzip train-soft`` (:func:`train.train_soft`) trains the encoder by
-distillation. torch is imported only when a model is loaded.
-"""
-
-from ragzip.compressors.soft.compressor import SoftCompressor
-from ragzip.compressors.soft.config import SoftConfig
-from ragzip.compressors.soft.context import SoftContext, SoftDocument
-
-__all__ = ["SoftCompressor", "SoftConfig", "SoftContext", "SoftDocument"]
+from ragzip.encoders.soft import *  # noqa: F403
+from ragzip.encoders.soft import __all__ as __all__

@@ -30,10 +30,10 @@ from ragzip.compressors.token_prune.words import (
     select_within,
 )
 from ragzip.errors import ConfigError
-from ragzip.middleware.base import BaseCompressor, MethodOutput, Request
-from ragzip.middleware.budget import allocate
-from ragzip.middleware.registry import compressors
-from ragzip.middleware.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.budget import allocate
+from ragzip.compressors.registry import compressors
+from ragzip.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
 from ragzip.types import Budget, CompressedDocument, Span
 
 __all__ = ["TokenPruneCompressor", "llmlingua_labels", "word_costs"]

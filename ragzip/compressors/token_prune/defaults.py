@@ -45,7 +45,7 @@ def resolve_pruner(name: str) -> str:
         if not (target / "config.json").is_file():
             with _lock:
                 if not (target / "config.json").is_file():
-                    from ragzip.compressors.token_prune.train import TrainConfig, train_pruner
+                    from ragzip.training.pruner import TrainConfig, train_pruner
 
                     _log.warning("training the default token pruner once into %s", target)
                     train_pruner(TrainConfig(out=str(target)))

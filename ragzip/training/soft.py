@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ragzip._optional import require
-from ragzip.compressors.soft.config import SoftConfig
-from ragzip.compressors.soft.qa import QAExample, qa_examples, qa_logits
+from ragzip.encoders.soft.config import SoftConfig
+from ragzip.encoders.soft.qa import QAExample, qa_examples, qa_logits
 from ragzip.errors import ConfigError
 
 __all__ = ["SoftTrainConfig", "evaluate", "make_windows", "train_soft"]
@@ -87,7 +87,7 @@ def make_windows(
 
 
 def _passages(corpus: tuple[str, ...]) -> list[Any]:
-    from ragzip.compressors.token_prune.train import load_passages
+    from ragzip.training.pruner import load_passages
 
     # whole texts: a passage limit far above any document keeps them intact
     return load_passages(corpus, passage_words=1_000_000)
@@ -217,8 +217,8 @@ def train_soft(train: SoftTrainConfig, config: SoftConfig | None = None) -> dict
     torch = require("torch", "soft training")
     from tqdm.auto import tqdm
 
-    from ragzip.compressors.soft.compressor import load_decoder
-    from ragzip.compressors.soft.encoder import SoftEncoder
+    from ragzip.encoders.soft.compressor import load_decoder
+    from ragzip.encoders.soft.encoder import SoftEncoder
 
     out = Path(train.out)
     config = config or SoftConfig()

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ragzip._optional import require
-from ragzip.compressors.token_prune.teachers import Passage, SurprisalTeacher, Teacher
+from ragzip.training.teachers import Passage, SurprisalTeacher, Teacher
 from ragzip.errors import ConfigError
 from ragzip.models import resolve_model
 
@@ -170,7 +170,7 @@ def _teacher(config: TrainConfig) -> Teacher:
     if config.teacher == "openai":
         if not config.base_url:
             raise ConfigError("the openai teacher needs --base-url (an OpenAI-compatible /v1)")
-        from ragzip.compressors.token_prune.teachers import LLMTeacher
+        from ragzip.training.teachers import LLMTeacher
         from ragzip.generators.openai_compat import OpenAICompatibleGenerator
 
         return LLMTeacher(

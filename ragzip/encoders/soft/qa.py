@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragzip._optional import require
-from ragzip.compressors.soft.config import SoftConfig
-from ragzip.middleware.prompt import PromptTemplate
+from ragzip.encoders.soft.config import SoftConfig
+from ragzip.prompt import PromptTemplate
 from ragzip.types import CompressedDocument
 
 __all__ = ["QAExample", "qa_examples", "qa_logits", "render_chat"]

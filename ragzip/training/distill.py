@@ -13,7 +13,7 @@ recipe does the same with the parts of this package:
 3. :func:`train_student` fine-tunes a causal LM (SmolLM2-135M by default) on the kept
    ``(prompt, summary)`` pairs, with the loss on the summary tokens only.
 
-Run ``python -m ragzip.compressors.abstractive.distill build|train --help``.
+Run ``python -m ragzip.training.distill build|train --help``.
 """
 
 from __future__ import annotations
