@@ -22,9 +22,9 @@ import time
 
 import torch
 
+from ragzip.compressors.registry import compressors
 from ragzip.encoders.bi_encoder import document_text, get_bi_encoder
 from ragzip.eval.benchmarks import TASKS, load_jsonl
-from ragzip.compressors.registry import compressors
 from ragzip.types import Budget
 
 

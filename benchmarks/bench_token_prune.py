@@ -28,10 +28,10 @@ import torch
 
 from ragzip.compressors.token_prune.compressor import llmlingua_labels
 from ragzip.compressors.token_prune.model import TokenScorer
-from ragzip.training.pruner import init_pruner
 from ragzip.compressors.token_prune.words import chunk_bounds
 from ragzip.models import resolve_model
 from ragzip.testing.fixtures import unique_text
+from ragzip.training.pruner import init_pruner
 
 RATE = 1 / 3
 

@@ -16,8 +16,8 @@ import json
 
 import numpy as np
 
-from ragzip.eval.benchmarks import TASKS, load_jsonl
 from ragzip.compressors.registry import compressors
+from ragzip.eval.benchmarks import TASKS, load_jsonl
 from ragzip.types import Budget
 
 

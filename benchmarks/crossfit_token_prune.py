@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ragzip.compressors.token_prune import TokenPruneCompressor
-from ragzip.training.pruner import TrainConfig, train_pruner
 from ragzip.eval.benchmarks import load_jsonl, run_eval
+from ragzip.training.pruner import TrainConfig, train_pruner
 
 
 def gold_corpus(records: list[dict[str, Any]], path: Path) -> Path:
@@ -56,8 +56,12 @@ def main() -> None:
         out = work / f"pruner-{k}"
         if not (out / "ragzip_pruner.json").is_file():
             corpus = gold_corpus(fold[: args.passages], work / f"corpus-{k}.jsonl")
-            config = TrainConfig(
-                out=str(out), corpus=(str(corpus),), epochs=args.epochs, max_steps=args.max_steps
+            config = TrainConfig(  # full fine-tuning: how the README's figures were made
+                out=str(out),
+                corpus=(str(corpus),),
+                epochs=args.epochs,
+                max_steps=args.max_steps,
+                mode="full",
             )
             train_pruner(config)
         pruners.append(out)

@@ -9,6 +9,7 @@ Example:
 
 from typing import Any
 
+from ragzip.compressors.base import BaseCompressor, Compressor
 from ragzip.errors import (
     ConfigError,
     GenerationError,
@@ -19,7 +20,6 @@ from ragzip.errors import (
     RagzipError,
     UnknownComponentError,
 )
-from ragzip.compressors.base import BaseCompressor, Compressor
 from ragzip.types import (
     Budget,
     CompressedDocument,

@@ -1,10 +1,13 @@
-"""One bounded, thread-safe registry of the models shared across a process.
+"""One bounded, thread-safe registry of the models and components shared across a process.
 
 Components that share a loaded model (the bi-encoder behind :func:`get_bi_encoder
-<ragzip.encoders.bi_encoder.get_bi_encoder>`, the soft decoder, the abstractive compressor's
-generator) look it up here under a key built from the :func:`normalised
+<ragzip.encoders.bi_encoder.get_bi_encoder>`, the soft decoder) look it up here with
+:func:`shared_model`, under a key built from the :func:`normalised
 <ragzip.models.normalize_model_name>` model name, so every spelling of a name shares one
-instance. The registry holds at most :func:`max_loaded_models` entries (8 by default,
+instance; components built from a spec (the abstractive compressor's generator) with
+:func:`shared_component`, under the spec's canonical :func:`spec_key`. A :class:`ModelCache`
+of its own, passed as ``cache``, keeps one owner's components apart (the REST server's
+compressors). The registry holds at most :func:`max_loaded_models` entries (8 by default,
 ``RAGZIP_MAX_LOADED_MODELS`` or :func:`set_max_loaded_models` to change it); adding one more
 drops the least recently used. A dropped model is freed once nothing else references it:
 components built earlier keep theirs until they are themselves dropped.
@@ -21,13 +24,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from ragzip.cache.lru import LRU
 from ragzip.errors import ConfigError
 from ragzip.models import normalize_model_name
 
@@ -37,7 +41,9 @@ __all__ = [
     "loaded_models",
     "max_loaded_models",
     "set_max_loaded_models",
+    "shared_component",
     "shared_model",
+    "spec_key",
 ]
 
 DEFAULT_MAX_LOADED_MODELS = 8
@@ -68,15 +74,14 @@ class ModelCache:
     """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_LOADED_MODELS) -> None:
-        self._max = _check_bound(max_entries, "max_entries")
-        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._entries: LRU[Hashable, Any] = LRU(_check_bound(max_entries, "max_entries"))
         self._loading: dict[Hashable, Future[Any]] = {}
         self._lock = threading.Lock()
 
     @property
     def max_entries(self) -> int:
         """The most entries held at once."""
-        return self._max
+        return self._entries.max_size
 
     def resize(self, max_entries: int) -> None:
         """Changes the bound, dropping the least recently used entries beyond it.
@@ -84,10 +89,7 @@ class ModelCache:
         Raises:
             ConfigError: ``max_entries`` is not an integer >= 1.
         """
-        bound = _check_bound(max_entries, "max_entries")
-        with self._lock:
-            self._max = bound
-            self._trim()
+        self._entries.resize(_check_bound(max_entries, "max_entries"))
 
     def get_or_load(self, key: Hashable, load: Callable[[], T]) -> T:
         """The entry under ``key``, calling ``load()`` once to create it when absent.
@@ -103,9 +105,9 @@ class ModelCache:
             The entry, now the most recently used.
         """
         with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
+            found = self._entries.get(key, _ABSENT)
+            if found is not _ABSENT:
+                return cast(T, found)
             pending = self._loading.get(key)
             owner = pending is None
             if pending is None:
@@ -121,40 +123,34 @@ class ModelCache:
             raise
         with self._lock:
             del self._loading[key]
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            self._trim()
+            self._entries.put(key, value)
         pending.set_result(value)
         return value
 
-    def _trim(self) -> None:
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
-
     def keys(self) -> list[Hashable]:
         """The keys held, least recently used first."""
-        with self._lock:
-            return list(self._entries)
+        return self._entries.keys()
+
+    def values(self) -> list[Any]:
+        """The entries held, least recently used first."""
+        return self._entries.values()
 
     def discard(self, key: Hashable) -> None:
         """Drops ``key`` if it is held."""
-        with self._lock:
-            self._entries.pop(key, None)
+        self._entries.discard(key)
 
     def clear(self) -> None:
         """Drops every entry."""
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
 
     def __contains__(self, key: object) -> bool:
-        with self._lock:
-            return key in self._entries
+        return key in self._entries
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        return len(self._entries)
 
 
+_ABSENT = object()
 _default: ModelCache | None = None
 _default_lock = threading.Lock()
 
@@ -220,3 +216,52 @@ def shared_model(kind: str, name: str, load: Callable[[str], T], settings: Hasha
     """
     normalized = normalize_model_name(name)
     return loaded_models().get_or_load((kind, normalized, settings), lambda: load(normalized))
+
+
+def spec_key(spec: str | Mapping[str, Any]) -> str:
+    """The canonical JSON of a component spec, the key of everything built once per spec.
+
+    ``"x"``, ``{"type": "x"}`` and ``{"type": "x", "params": {}}`` are equal; dict keys are
+    sorted; a ``model`` parameter is normalised (:func:`~ragzip.models.normalize_model_name`),
+    so spellings of one model share a key.
+
+    Raises:
+        ConfigError: a spec that is neither a name nor a dict, or an empty ``model`` parameter.
+
+    Example:
+        >>> spec_key("truncate") == spec_key({"params": {}, "type": "truncate"})
+        True
+    """
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"a spec is a name or a dict, got {type(spec).__name__}")
+    params = spec.get("params") or {}
+    if isinstance(params, Mapping):  # anything else is left for the registry to refuse
+        params = dict(params)
+        if isinstance(params.get("model"), str):
+            params["model"] = normalize_model_name(params["model"])
+    return json.dumps({**spec, "params": params}, sort_keys=True, default=str)
+
+
+def shared_component(
+    kind: str,
+    spec: str | Mapping[str, Any],
+    build: Callable[[], T],
+    cache: ModelCache | None = None,
+) -> T:
+    """The one instance of what ``spec`` builds, built once by ``build()`` and then shared.
+
+    Args:
+        kind: What is built (``"generator"``, ``"compressor"``...): keeps kinds apart.
+        spec: The component's spec; instances are keyed by its :func:`spec_key`.
+        build: Builds the instance (called without any lock held; concurrent callers of one
+            spec wait for one build).
+        cache: Where instances live: the process-wide registry by default, or an owner's
+            own :class:`ModelCache`.
+
+    Raises:
+        ConfigError: an empty ``model`` parameter.
+    """
+    registry = cache if cache is not None else loaded_models()
+    return registry.get_or_load((kind, spec_key(spec)), build)

@@ -257,6 +257,21 @@ class CompressionResult:
         """The compressed context as one string."""
         return separator.join(d.text for d in self.documents)
 
+    def by_source(self) -> dict[str, tuple[CompressedDocument, ...]]:
+        """The kept documents grouped by source document id, sources and pieces in input order.
+
+        A compressor may return several pieces of one source (kept spans, summary sentences);
+        adapters that give back one document per source join them.
+
+        Example:
+            >>> {sid: [p.text for p in pieces] for sid, pieces in result.by_source().items()}
+            {'0': ['Paris is the capital.', 'It has two million people.'], '2': ['...']}
+        """
+        groups: dict[str, list[CompressedDocument]] = {}
+        for doc in self.documents:
+            groups.setdefault(doc.source_id, []).append(doc)
+        return {source: tuple(pieces) for source, pieces in groups.items()}
+
     def to_dict(self) -> dict[str, Any]:
         ratio = self.ratio
         return {

@@ -8,13 +8,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ragzip.errors import ConfigError
 from ragzip.compressors.base import BudgetLike, Compressor
-from ragzip.middleware.pipeline import Pipeline
 from ragzip.compressors.registry import compressors
+from ragzip.errors import ConfigError
+from ragzip.middleware.pipeline import Pipeline
 from ragzip.types import Budget
 
-__all__ = ["CompressorFields", "resolve_compressor", "resolve_fields"]
+__all__ = ["PROVENANCE_KEY", "CompressorFields", "resolve_compressor", "resolve_fields"]
+
+PROVENANCE_KEY = "ragzip"
+"""Metadata key under which documents the adapters give back carry where they came from."""
 
 
 def resolve_compressor(value: Any) -> Compressor:

@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ragzip.errors import InvalidInputError
 from ragzip.compressors.base import BudgetLike
+from ragzip.errors import InvalidInputError
 from ragzip.prompt import PromptTemplate
-from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
+from ragzip.types import Budget, CompressionResult, Document
 from ragzip.wire.openai import message_texts
 
 __all__ = [
@@ -83,13 +83,11 @@ class ChatPlan:
 
     def apply(self, result: CompressionResult) -> dict[str, Any]:
         """The request body to forward: sections replaced, field context injected."""
-        kept: dict[str, list[CompressedDocument]] = {}
-        for doc in result.documents:
-            kept.setdefault(doc.source_id, []).append(doc)
+        kept = result.by_source()
         body = {k: v for k, v in self.body.items() if k != "ragzip"}
         messages = [dict(m) if isinstance(m, Mapping) else m for m in body.get("messages", [])]
         replacements = iter(
-            "\n\n".join(" ".join(d.text for d in kept.get(i, [])) for i in ids if i in kept)
+            "\n\n".join(" ".join(d.text for d in kept[i]) for i in ids if i in kept)
             for ids in self.sections
         )
         for message in messages:

@@ -16,10 +16,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ragzip.adapters._common import CompressorFields
-from ragzip.errors import InvalidInputError, MissingDependencyError
+from ragzip.adapters._common import PROVENANCE_KEY, CompressorFields
 from ragzip.compressors.base import Compressor
-from ragzip.types import Budget, CompressedDocument, CompressionResult, Document
+from ragzip.errors import InvalidInputError, MissingDependencyError
+from ragzip.types import Budget, CompressionResult, Document
 
 try:
     from llama_index.core.bridge.pydantic import ConfigDict, field_serializer
@@ -38,8 +38,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = ["RagzipNodePostprocessor"]
-
-PROVENANCE_KEY = "ragzip"
 
 
 class RagzipNodePostprocessor(CompressorFields, BaseNodePostprocessor):
@@ -147,9 +145,7 @@ def _to_ragzip(nodes: Sequence[NodeWithScore], positions: list[int]) -> list[Doc
 def _rebuild(
     nodes: Sequence[NodeWithScore], positions: list[int], result: CompressionResult
 ) -> list[NodeWithScore]:
-    pieces: dict[int, list[CompressedDocument]] = {}
-    for piece in result.documents:
-        pieces.setdefault(int(piece.source_id), []).append(piece)
+    pieces = {int(source): kept for source, kept in result.by_source().items()}
     is_text = set(positions)
     ratio = result.ratio if math.isfinite(result.ratio) else None
     out = []

@@ -45,10 +45,10 @@ become 502 and timeouts 504. Messages name the upstream without its credentials.
 **Credentials.** Only ``upstream_api_key`` is sent upstream; a client's ``Authorization``
 header (the sidecar's own key, or anything else) is never forwarded.
 
-**Lifecycle.** The proxy shares one lazily created ``httpx.AsyncClient``. The router's lifespan
-closes it on shutdown: FastAPI merges router lifespans on ``app.include_router(router)``, so
-nothing else is needed. Code that drives :class:`ChatProxy` itself calls
-:meth:`ChatProxy.aclose`.
+**Lifecycle.** The proxy shares one lazily created ``httpx.AsyncClient``
+(:class:`~ragzip.adapters.upstream.Upstream`). The router's lifespan closes it on shutdown:
+FastAPI merges router lifespans on ``app.include_router(router)``, so nothing else is needed.
+Code that drives :class:`ChatProxy` itself calls :meth:`ChatProxy.aclose`.
 
 Example:
     >>> from ragzip.adapters.rest import ServerSettings
@@ -61,15 +61,11 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ragzip.adapters.chat_context import (
     APPENDED_CONTEXT,
@@ -79,25 +75,24 @@ from ragzip.adapters.chat_context import (
     InvalidChatRequest,
     plan_request,
 )
-from ragzip.errors import ConfigError, MissingDependencyError
 from ragzip.compressors.base import BudgetLike, Compressor
+from ragzip.errors import ConfigError, MissingDependencyError
 from ragzip.types import CompressionResult
 from ragzip.wire import openai as wire
 
+if TYPE_CHECKING:
+    import httpx
+
 try:
     from fastapi import APIRouter, FastAPI, Request
-    from fastapi.responses import JSONResponse, Response, StreamingResponse
+    from fastapi.responses import JSONResponse, Response
 
-    from ragzip.adapters.rest.errors import (
-        UpstreamError,
-        describe,
-        error_response,
-        log_unexpected,
-    )
+    from ragzip.adapters.proxy_settings import server_settings
+    from ragzip.adapters.rest.errors import describe, error_response, log_unexpected
     from ragzip.adapters.rest.hardening import Limiter, Slot, check_input_size, json_depth
     from ragzip.adapters.rest.metrics import Metrics
     from ragzip.adapters.rest.service import Services
-    from ragzip.adapters.rest.settings import ServerSettings
+    from ragzip.adapters.upstream import Upstream
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingDependencyError(
         f"the OpenAI-compatible proxy needs FastAPI ({exc}). Install it: pip install "
@@ -111,22 +106,6 @@ __all__ = [
     "ChatProxy",
     "create_proxy_router",
 ]
-
-logger = logging.getLogger(__name__)
-
-# Not relayed either way: hop-by-hop headers, and ones the relaying side sets itself.
-_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
-     "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization", "date", "server"}
-)  # fmt: skip
-_FORWARDED = ("openai-organization", "openai-project", "x-request-id")
-# Fields of other settings objects that a standalone proxy takes over.
-_SETTING_FIELDS = (
-    "upstream_url", "upstream_api_key", "request_timeout_s", "compressor", "budget",
-    "max_concurrency", "max_queue", "max_documents", "max_tokens_per_request", "max_body_bytes",
-    "max_json_depth", "retry_after_s", "allow_regex", "allow_request_params", "compressors",
-    "request_compressors", "log_documents",
-)  # fmt: skip
 
 
 class ChatProxy:
@@ -163,7 +142,7 @@ class ChatProxy:
         limiter: Limiter | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        settings = _server_settings(settings, compressor, budget)
+        settings = server_settings(settings, compressor, budget)
         url = settings.upstream_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             shown = wire.redact_url(url) if isinstance(url, str) else url
@@ -172,11 +151,7 @@ class ChatProxy:
                 f"got {shown!r}"
             )
         self.settings = settings
-        self.base = url.rstrip("/")
-        self.url = self.base + "/chat/completions"
-        self.shown_url = wire.redact_url(self.url)
-        self.api_key = settings.upstream_api_key
-        self.timeout = settings.request_timeout_s
+        self.upstream = Upstream(url, settings.upstream_api_key, settings.request_timeout_s)
         overrides = {compressor.name: compressor} if compressor is not None else None
         self.services = services or Services(settings, compressor_overrides=overrides)
         self.services.compressor(None)  # a bad default spec fails here, not on a request
@@ -187,24 +162,16 @@ class ChatProxy:
             settings.retry_after_s,
         )
         self.metrics = metrics
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
         self.router = self._make_router()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def client(self) -> httpx.AsyncClient:
         """The shared upstream client, created on first use (per event loop)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(timeout=self.timeout)
-            self._client_loop = loop
-        return self._client
+        return self.upstream.client()
 
     async def aclose(self) -> None:
         """Closes the upstream client; the next request opens a new one."""
-        client, self._client, self._client_loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
+        await self.upstream.aclose()
 
     def _make_router(self) -> APIRouter:
         @asynccontextmanager
@@ -246,27 +213,25 @@ class ChatProxy:
             else:
                 forwarded = plan.apply(result or _EMPTY)
                 content = json.dumps(forwarded).encode()  # ASCII: lone surrogates stay escaped
-            return await self._forward(content, request, result, held, stack)
+            savings = _savings_headers(result)
         except Exception as exc:
             await stack.aclose()
             return self._error_of(exc, request)
+        try:
+            return await self.upstream.forward(content, request, held.left(), stack, savings)
+        except Exception as exc:
+            await stack.aclose()
+            response = self._error_of(exc, request)
+            response.headers.update(savings)
+            return response
 
     async def models(self, request: Request) -> Response:
         """Relays the upstream's ``GET /models``."""
         try:
             async with self.limiter.slot() as held:
-                response = await self.client().get(
-                    self.base + "/models", headers=self._headers(request), timeout=held.left()
-                )
-                if response.status_code >= 500:
-                    raise UpstreamError(
-                        f"upstream answered HTTP {response.status_code}: {_message_of(response)}"
-                    )
-                relayed = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
-                return Response(response.content, response.status_code, headers=relayed)
+                return await self.upstream.models(request, held.left())
         except Exception as exc:
-            failure = _upstream_error(exc, self.base + "/models", self.timeout)
-            return self._error_of(failure, request)
+            return self._error_of(exc, request)
 
     # -- steps ---------------------------------------------------------------------------------
     def _plan(self, raw: bytes) -> ChatPlan:
@@ -303,72 +268,6 @@ class ChatProxy:
                 result.compressor, result.tokens_before, result.tokens_after
             )
         return result
-
-    def _headers(self, request: Request) -> dict[str, str]:
-        """Headers sent upstream: never the client's credentials, only the upstream key."""
-        headers = {
-            "content-type": request.headers.get("content-type", "application/json"),
-            "accept": request.headers.get("accept", "application/json"),
-            "accept-encoding": "identity",  # relay bytes as they arrive, undecoded
-        }
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
-        for name in _FORWARDED:
-            if name in request.headers:
-                headers[name] = request.headers[name]
-        return headers
-
-    async def _forward(
-        self,
-        content: bytes,
-        request: Request,
-        result: CompressionResult | None,
-        held: Slot,
-        stack: AsyncExitStack,
-    ) -> Response:
-        savings = _savings_headers(result)
-        client = self.client()
-        upstream: httpx.Response | None = None
-        try:
-            req = client.build_request(
-                "POST", self.url, content=content, headers=self._headers(request),
-                timeout=held.left(),
-            )  # fmt: skip
-            upstream = await client.send(req, stream=True)
-            if upstream.status_code >= 500:
-                await upstream.aread()
-                raise UpstreamError(
-                    f"upstream answered HTTP {upstream.status_code}: {_message_of(upstream)}"
-                )
-            relayed = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
-            relayed.update(savings)
-            if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-                status, stream = upstream.status_code, self._relay(upstream, stack)
-                upstream = None  # the relay closes it, and frees the slot, when it ends
-                return StreamingResponse(stream, status_code=status, headers=relayed)
-            data = await upstream.aread()
-            await stack.aclose()
-            return Response(data, status_code=upstream.status_code, headers=relayed)
-        except Exception as exc:
-            await stack.aclose()
-            response = self._error_of(_upstream_error(exc, self.url, self.timeout), request)
-            response.headers.update(savings)
-            return response
-        finally:
-            if upstream is not None:
-                await upstream.aclose()
-
-    async def _relay(self, upstream: httpx.Response, stack: AsyncExitStack) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_bytes():
-                yield chunk
-        except httpx.HTTPError as exc:  # headers are gone: report in-band, as OpenAI does
-            logger.warning("upstream stream broke off: %s", type(exc).__name__)
-            message = f"upstream stream broke off: {type(exc).__name__}"
-            yield b"\n\n" + wire.sse(wire.error(message, "server_error", code="upstream_error"))
-        finally:
-            await upstream.aclose()
-            await stack.aclose()
 
     def _error_of(self, exc: BaseException, request: Request) -> JSONResponse:
         """An OpenAI-style error answer for anything that went wrong (logged, never leaked)."""
@@ -435,54 +334,6 @@ def create_proxy_router(
     return ChatProxy(settings, compressor=compressor, budget=budget).router
 
 
-def _server_settings(
-    settings: Any, compressor: Compressor | None, budget: BudgetLike | None
-) -> ServerSettings:
-    """``settings`` as :class:`ServerSettings` (taking the fields it has), with the overrides."""
-    if isinstance(settings, ServerSettings) and compressor is None and budget is None:
-        return settings
-    fields = {
-        name: _plain(getattr(settings, name))
-        for name in _SETTING_FIELDS
-        if getattr(settings, name, None) is not None
-    }
-    if getattr(settings, "allow_request_compressor", True) is False:
-        fields["request_compressors"] = []
-    if compressor is not None:
-        fields["compressor"] = compressor.name
-    if budget is not None:
-        fields["budget"] = _plain(budget)
-    try:
-        return ServerSettings(**fields)
-    except ValueError as exc:
-        raise ConfigError(f"invalid proxy settings: {exc}") from exc
-
-
-def _plain(value: Any) -> Any:
-    """Pydantic models, budgets and mappings as plain values."""
-    if hasattr(value, "model_dump"):
-        return value.model_dump(exclude_none=True)
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        return {k: v for k, v in value.to_dict().items() if v not in (None, [], ())}
-    if isinstance(value, Mapping):
-        return dict(value)
-    return value
-
-
-def _upstream_error(exc: BaseException, url: str, timeout: float) -> BaseException:
-    """Transport failures as :class:`UpstreamError`, naming the URL without credentials."""
-    shown = wire.redact_url(url)
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError(
-            f"upstream {shown} did not answer within {timeout:g} s ({type(exc).__name__}; "
-            "request_timeout_s)",
-            status=504,
-        )
-    if isinstance(exc, httpx.HTTPError):
-        return UpstreamError(f"cannot reach upstream {shown}: {type(exc).__name__}")
-    return exc
-
-
 def _savings_headers(result: CompressionResult | None) -> dict[str, str]:
     before = result.tokens_before if result is not None else 0
     after = result.tokens_after if result is not None else 0
@@ -493,14 +344,3 @@ def _savings_headers(result: CompressionResult | None) -> dict[str, str]:
         "X-Ragzip-Ratio": f"{ratio:.4f}" if math.isfinite(ratio) else "inf",
         "X-Ragzip-Tokens-Saved": str(before - after),
     }
-
-
-def _message_of(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase
-    error = data.get("error", data) if isinstance(data, dict) else data
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])[:500]
-    return json.dumps(error)[:500]

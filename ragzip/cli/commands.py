@@ -1,4 +1,5 @@
-"""Implementations of the ``ragzip`` sub-commands (parsing lives in :mod:`ragzip.cli.main`)."""
+"""Implementations of the ``ragzip`` sub-commands (parsing lives in :mod:`ragzip.cli.main`,
+reading documents in :mod:`ragzip.cli.corpus`)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,16 @@ import contextlib
 import json
 import sys
 import tempfile
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ragzip.errors import ConfigError, InvalidInputError
+from ragzip.cli.corpus import load_corpus, read_documents
 from ragzip.compressors.base import Compressor
-from ragzip.compressors.registry import compressors, load_spec
-from ragzip.text import decode_text
+from ragzip.compressors.registry import compressors
+from ragzip.errors import ConfigError
+from ragzip.registry import load_spec
 from ragzip.types import Budget, Document
-
-TEXT_SUFFIXES = {".txt", ".md", ".rst"}
 
 
 # -- shared helpers ----------------------------------------------------------------------------
@@ -46,77 +45,6 @@ def _generator(args: argparse.Namespace) -> Any:
     return generators.build(
         {"type": "transformers", "params": {"model": args.model or "smollm2-135m"}}
     )
-
-
-def _read_documents(path: str) -> list[Document]:
-    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    text = decode_text(raw).strip()
-    if not text:
-        return []
-    try:
-        data = json.loads(text)
-        items = data if isinstance(data, list) else data.get("documents", [])
-    except json.JSONDecodeError:
-        try:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"{path}: expected a JSON list of documents or JSONL ({exc})"
-            ) from exc
-    return [Document.from_any(item, i) for i, item in enumerate(items)]
-
-
-def _chunk(text: str, words: int) -> Iterator[str]:
-    """Groups paragraphs into passages of about ``words`` words."""
-    current: list[str] = []
-    size = 0
-    for paragraph in (p.strip() for p in text.split("\n\n")):
-        if not paragraph:
-            continue
-        n = len(paragraph.split())
-        if current and size + n > words:
-            yield "\n\n".join(current)
-            current, size = [], 0
-        if n > words:  # an over-long paragraph becomes several passages
-            tokens = paragraph.split()
-            for i in range(0, len(tokens), words):
-                yield " ".join(tokens[i : i + words])
-            continue
-        current.append(paragraph)
-        size += n
-    if current:
-        yield "\n\n".join(current)
-
-
-def load_corpus(inputs: list[str], chunk_words: int) -> list[Document]:
-    """Documents from JSONL/JSON files and passages of text files (folders are walked)."""
-    files: list[Path] = []
-    for name in inputs:
-        path = Path(name)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InvalidInputError(f"no such file or folder: {name}")
-    docs: list[Document] = []
-    for path in files:
-        if path.suffix in (".jsonl", ".json"):
-            for doc in _read_documents(str(path)):
-                docs.append(Document(doc.text, id=f"{path.stem}:{doc.id}", metadata=doc.metadata))
-        elif path.suffix in TEXT_SUFFIXES:
-            text = decode_text(path.read_bytes())
-            for i, passage in enumerate(_chunk(text, chunk_words)):
-                docs.append(
-                    Document(
-                        passage,
-                        id=f"{path.name}:{i}",
-                        metadata={"title": path.stem, "source": str(path)},
-                    )
-                )
-    if not docs:
-        raise InvalidInputError(f"no documents found in {inputs} (.txt, .md, .jsonl, .json)")
-    return docs
 
 
 def _print_json(data: Any) -> None:
@@ -149,7 +77,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    docs = _read_documents(args.docs)
+    docs = read_documents(args.docs)
     if args.ratio is None and args.tokens is None:
         args.ratio = 4.0
     budget = Budget(ratio=args.ratio, tokens=args.tokens, keep=tuple(args.keep))
@@ -230,7 +158,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ratio = max(args.ratio, 8.0)
         print(
             f"\nthe same retrieved documents under each text compressor at {ratio:g}x "
-            f"(words; the token pruner is trained once on first use, a few minutes):"
+            f"(words; the token pruner is ragzip's packaged default, minilm-pruner):"
         )
         print(f"Q: {first.query}")
         docs = [item.document for item in first.retrieved]
@@ -316,7 +244,13 @@ def cmd_train_pruner(args: argparse.Namespace) -> int:
     config = TrainConfig(
         out=args.out,
         corpus=tuple(args.corpus),
+        records=args.records,
+        documents=args.documents,
+        work=args.work,
         base=args.base,
+        mode=args.mode,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
         teacher=args.teacher,
         teacher_model=args.teacher_model,
         base_url=args.base_url,
@@ -335,7 +269,8 @@ def cmd_train_pruner(args: argparse.Namespace) -> int:
     report = train_pruner(config)
     val = report["val"]
     print(
-        f"trained on {report['train_examples']} passages ({report['teacher']} teacher); "
+        f"trained ({args.mode}) on {report['train_examples']} passages "
+        f"({report['teacher']} teacher) in {report['seconds']:.0f} s; "
         f"validation F1 {val['f1']:.3f} (precision {val['precision']:.3f}, "
         f"recall {val['recall']:.3f}); saved to {args.out}"
     )

@@ -138,14 +138,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="directory to write the trained pruner to")
     p.add_argument("--corpus", action="append", default=[], help="JSONL/JSON/text file (repeat)")
+    p.add_argument(
+        "--records", default=None, help="START:STOP: only these records of each corpus file"
+    )
+    p.add_argument(
+        "--documents",
+        default="all",
+        choices=["all", "gold"],
+        help="nq20-style records: train on all their documents or the gold one only",
+    )
+    p.add_argument("--work", default=None, help="labels cache and training state (default OUT)")
     p.add_argument("--base", default="minilm", help="student encoder (default minilm)")
-    p.add_argument("--teacher", default="surprisal", choices=["surprisal", "openai"])
+    p.add_argument(
+        "--mode",
+        default="lora",
+        choices=["lora", "full"],
+        help="lora: save only LoRA adapters and the head (small); full: the whole checkpoint",
+    )
+    p.add_argument("--lora-rank", type=int, default=16)
+    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument(
+        "--teacher",
+        default="surprisal",
+        choices=["surprisal", "unigram", "openai"],
+        help="surprisal: SmolLM2-135M (seconds per passage on CPU); unigram: word frequencies "
+        "of the corpus (fast); openai: an LLM server (--base-url)",
+    )
     p.add_argument("--teacher-model", default="smollm2-135m", help="teacher LM name")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible /v1 URL (openai teacher)")
     p.add_argument("--keep-rate", type=float, default=0.5, help="share of words labelled keep")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument(
+        "--learning-rate", type=float, default=None, help="default 1e-3 (lora), 1e-4 (full)"
+    )
     p.add_argument("--max-length", type=int, default=256, help="student tokens per example")
     p.add_argument("--passage-words", type=int, default=120)
     p.add_argument("--max-passages", type=int, default=None)

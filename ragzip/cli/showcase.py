@@ -1,8 +1,8 @@
 """The demo's side-by-side view: one question's retrieved documents under several compressors.
 
 Each compressor gets the same documents and budget; the table shows what it kept and how long
-it took. The token pruner is ragzip's trained default (``minilm-pruner``), trained once on the
-bundled corpus on first use and cached.
+it took. The token pruner is ragzip's packaged default (``minilm-pruner``: LoRA adapters and
+a head on the packaged MiniLM, shipped in the package; nothing trains on first use).
 """
 
 from __future__ import annotations

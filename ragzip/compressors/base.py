@@ -74,6 +74,30 @@ class Request:
     def count(self, text: str) -> int:
         return self.counter.count(text)
 
+    def subset(
+        self, indices: Sequence[int], *, limit: int, budget: Budget | None = None
+    ) -> Request:
+        """A sub-request over some documents, for a nested compressor's :meth:`~BaseCompressor.run`.
+
+        Nothing is validated or counted again: the documents, their token counts and the
+        counter are this request's. ``budget`` defaults to this one's keep strings and
+        patterns with ``limit`` as the token ceiling.
+        """
+        if budget is None:
+            budget = Budget(
+                tokens=max(0, int(limit)),
+                keep=self.budget.keep,
+                keep_patterns=self.budget.keep_patterns,
+            )
+        return Request(
+            query=self.query,
+            documents=tuple(self.documents[i] for i in indices),
+            budget=budget,
+            limit=max(0, int(limit)),
+            counter=self.counter,
+            tokens=tuple(self.tokens[i] for i in indices),
+        )
+
 
 @dataclass(frozen=True)
 class MethodOutput:
@@ -140,16 +164,9 @@ class BaseCompressor(ABC):
         started = time.perf_counter()
         request = self._request(query, documents, budget)
         tokens_before = sum(request.tokens)
-        if not request.documents or tokens_before == 0:
-            kept: list[CompressedDocument] = []
-            info: Mapping[str, Any] = {}
-        else:
-            with request.timer("method"):
-                output = self._compress(request)
-            kept = self._order(request, output.documents)
-            info = output.info
-            with request.timer("enforce"):
-                kept = enforce_limit(kept, request.limit, request.counter)
+        output = self.run(request)
+        kept = list(output.documents)
+        info = output.info
         tokens_after = sum(request.count(d.text) for d in kept)
         timings = dict(request.timer.seconds)
         timings["total"] = time.perf_counter() - started
@@ -170,6 +187,26 @@ class BaseCompressor(ABC):
     ) -> CompressionResult:
         """Async twin of :meth:`compress`, run in a worker thread."""
         return await asyncio.to_thread(self.compress, query, documents, budget)
+
+    def run(self, request: Request, *, enforce: bool = True) -> MethodOutput:
+        """The stage behind :meth:`compress`: the method on a validated request.
+
+        Kept documents come back in input order and, with ``enforce``, within
+        ``request.limit``. Nested compressors (the router's routes, the token pruner's coarse
+        stage) call this with :meth:`Request.subset` instead of the public :meth:`compress`,
+        so the query and documents are validated and counted once, and kept spans come
+        straight from the method. ``enforce=False`` returns the method's own selection
+        (a coarse stage that a later stage cuts to the budget).
+        """
+        if not request.documents or sum(request.tokens) == 0:
+            return MethodOutput([])
+        with request.timer("method"):
+            output = self._compress(request)
+        kept = self._order(request, output.documents)
+        if enforce:
+            with request.timer("enforce"):
+                kept = enforce_limit(kept, request.limit, request.counter)
+        return MethodOutput(kept, output.info)
 
     @abstractmethod
     def _compress(self, request: Request) -> MethodOutput:

@@ -13,10 +13,10 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from ragzip.encoders.bi_encoder import BiEncoder, document_text, get_bi_encoder
-from ragzip.compressors.base import BaseCompressor, MethodOutput, Request, truncate
 from ragzip.budget import allocate
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request, truncate
 from ragzip.compressors.registry import compressors
+from ragzip.encoders.bi_encoder import BiEncoder, document_text, get_bi_encoder
 from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.types import CompressedDocument, Document, Span
 

@@ -24,14 +24,14 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from ragzip.compressors.document_rank import DocumentRanker
-from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
-from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
 from ragzip.budget import standardize
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.document_rank import DocumentRanker
 from ragzip.compressors.registry import compressors
+from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
 from ragzip.registry import check_choice
-from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.text import segment, term_overlap
+from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.types import CompressedDocument, Span
 
 __all__ = ["ExtractiveCompressor"]

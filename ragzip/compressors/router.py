@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ragzip.errors import ConfigError
 from ragzip.compressors.base import BaseCompressor, Compressor, MethodOutput, Request
 from ragzip.compressors.registry import compressors
+from ragzip.errors import ConfigError
 from ragzip.registry import check_choice
 from ragzip.tokens import DEFAULT_COUNTER
-from ragzip.types import Budget, CompressedDocument, Document
+from ragzip.types import CompressedDocument, Document
 
 __all__ = ["DEFAULT_ROUTES", "RouterCompressor", "detect_type"]
 
@@ -169,18 +169,13 @@ class RouterCompressor(BaseCompressor):
                 carry = sum(shares[i] for i in members) + carry
                 used[kind] = 0
                 continue
-            budget = Budget(
-                tokens=budget_tokens,
-                keep=request.budget.keep,
-                keep_patterns=request.budget.keep_patterns,
-            )
             compressor = self.compressor_for(kind)
             with request.timer(f"compress_{kind}"):
-                result = compressor.compress(request.query, [docs[i] for i in members], budget)
-            spent = sum(request.count(d.text) for d in result.documents)
+                routed = _run(compressor, request.subset(members, limit=budget_tokens))
+            spent = sum(request.count(d.text) for d in routed)
             used[kind] = spent
             carry = max(0.0, budget_tokens - spent)
-            for d in result.documents:
+            for d in routed:
                 kept.append(
                     CompressedDocument(
                         text=d.text,
@@ -213,3 +208,11 @@ class RouterCompressor(BaseCompressor):
             return [0.0] * len(tokens)
         shares = weights / total * request.limit
         return np.minimum(shares, tokens).tolist()  # type: ignore[no-any-return,unused-ignore]
+
+
+def _run(compressor: Compressor, sub: Request) -> Sequence[CompressedDocument]:
+    """A route's kept documents: through its stage when it counts tokens as the router does,
+    else through its public edge (a compressor from outside ragzip's base class)."""
+    if isinstance(compressor, BaseCompressor) and compressor.counter.name == sub.counter.name:
+        return compressor.run(sub).documents
+    return compressor.compress(sub.query, list(sub.documents), sub.budget).documents

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ragzip._optional import require
+from ragzip.cache.base import ByteCache
+from ragzip.cache.lru import LRU
+from ragzip.cache.typed import ArrayCodec, TypedCache
 from ragzip.models import resolve_model
 from ragzip.models_cache import shared_model
 from ragzip.text import scrub
 
-if TYPE_CHECKING:
-    from ragzip.cache import ArrayCache, ByteCache
-
-__all__ = ["BiEncoder", "EmbeddingCache", "document_text", "get_bi_encoder"]
+__all__ = ["BiEncoder", "EmbeddingCache", "document_text", "embedding_key", "get_bi_encoder"]
 
 
 def document_text(doc: Any) -> str:
@@ -31,45 +30,25 @@ def document_text(doc: Any) -> str:
     return f"{title}. {doc.text}" if title else str(doc.text)
 
 
-class EmbeddingCache:
-    """A thread-safe LRU of embeddings keyed by (model, text hash)."""
+def embedding_key(model: str, text: str) -> str:
+    """The cache key of ``text`` embedded by ``model`` (its settings included): 32 hex digits."""
+    return hashlib.blake2b(
+        f"{model}\x00{text}".encode("utf-8", "replace"), digest_size=16
+    ).hexdigest()
+
+
+class EmbeddingCache(LRU[str, np.ndarray]):
+    """The in-memory level of a bi-encoder's embeddings: an :class:`~ragzip.cache.LRU` of
+    ``max_items`` vectors keyed by :func:`embedding_key`, with hit and miss counters."""
+
+    key = staticmethod(embedding_key)
 
     def __init__(self, max_items: int = 100_000) -> None:
-        self.max_items = max_items
-        self._data: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        super().__init__(max_items)
 
-    @staticmethod
-    def key(model: str, text: str) -> bytes:
-        return hashlib.blake2b(
-            f"{model}\x00{text}".encode("utf-8", "replace"), digest_size=16
-        ).digest()
 
-    def get(self, key: bytes) -> np.ndarray | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: bytes, value: np.ndarray) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_items:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
+# Shared-cache entries that are not 1-d arrays are someone else's: recomputed, not used.
+_EMBEDDING = ArrayCodec(ndim=1, dtype=np.float32)
 
 
 class BiEncoder:
@@ -113,13 +92,25 @@ class BiEncoder:
         self.max_seq_length = max_seq_length
         self.quantize = quantize
         self.cache = EmbeddingCache(cache_size) if cache_size else None
-        self.shared_cache: ArrayCache | None = None
+        backend = None
         if cache is not None:
-            from ragzip.cache import ArrayCache, make_cache
+            from ragzip.cache.factory import make_cache
 
-            self.shared_cache = ArrayCache(make_cache(cache), "emb")
+            backend = make_cache(cache)
+        self.embeddings: TypedCache[np.ndarray] = TypedCache(
+            backend, "emb", _EMBEDDING, local=self.cache
+        )
         self._model: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def shared_cache(self) -> ByteCache | None:
+        """The second level behind the in-memory cache (embeddings under ``emb:``), if any."""
+        return self.embeddings.backend
+
+    @shared_cache.setter
+    def shared_cache(self, backend: ByteCache | None) -> None:
+        self.embeddings.backend = backend
 
     @property
     def model(self) -> Any:
@@ -165,38 +156,15 @@ class BiEncoder:
         if self.cache is None and self.shared_cache is None:
             return self._encode(texts)
         name = self._cache_name()
-        keys = [EmbeddingCache.key(name, t) for t in texts]
-        local = self.cache
-        found: list[np.ndarray | None] = [local.get(k) if local else None for k in keys]
-        if self.shared_cache is not None and any(f is None for f in found):
-            self._fetch_shared(keys, found)
-        missing = sorted({t for t, f in zip(texts, found, strict=True) if f is None})
+        keys = [embedding_key(name, t) for t in texts]
+        found = self.embeddings.get_many(keys)
+        missing = sorted({t for t, k in zip(texts, keys, strict=True) if k not in found})
         if missing:
             fresh = dict(zip(missing, self._encode(missing), strict=True))
-            new: dict[str, np.ndarray] = {}
-            for i, text in enumerate(texts):
-                if found[i] is None:
-                    found[i] = fresh[text]
-                    if local is not None:
-                        local.put(keys[i], fresh[text])
-                    new[keys[i].hex()] = fresh[text]
-            if self.shared_cache is not None:
-                self.shared_cache.put_many(new)
-        return np.stack([f for f in found if f is not None]).astype(np.float32, copy=False)
-
-    def _fetch_shared(self, keys: list[bytes], found: list[np.ndarray | None]) -> None:
-        """Fills the gaps of ``found`` from the shared cache (and copies them to memory)."""
-        assert self.shared_cache is not None
-        wanted = list(dict.fromkeys(k.hex() for k, f in zip(keys, found, strict=True) if f is None))
-        hits = self.shared_cache.get_many(wanted)
-        for i, key in enumerate(keys):
-            vector = hits.get(key.hex()) if found[i] is None else None
-            if vector is None or vector.ndim != 1:
-                continue  # absent, or not an embedding: compute it
-            vector = vector.astype(np.float32, copy=False)
-            found[i] = vector
-            if self.cache is not None:
-                self.cache.put(key, vector)
+            new = {k: fresh[t] for t, k in zip(texts, keys, strict=True) if k not in found}
+            self.embeddings.put_many(new)
+            found.update(new)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
     def prime(self, texts: Sequence[str], vectors: np.ndarray) -> None:
         """Stores embeddings computed elsewhere by this same model (e.g. a FAISS index's rows).
@@ -207,7 +175,7 @@ class BiEncoder:
             return
         name = self._cache_name()
         for text, vector in zip(texts, vectors, strict=True):
-            self.cache.put(EmbeddingCache.key(name, text), np.asarray(vector, dtype=np.float32))
+            self.cache.put(embedding_key(name, text), np.asarray(vector, dtype=np.float32))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         # The model reads max_seq_length tokens: cut long texts first (tokenizing megabytes only

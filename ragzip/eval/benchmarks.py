@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ragzip.errors import InvalidInputError
 from ragzip.compressors.base import Compressor
+from ragzip.errors import InvalidInputError
 from ragzip.types import Budget, Document
 
 __all__ = ["TASKS", "EvalSummary", "load_jsonl", "run_eval"]

@@ -1,6 +1,9 @@
 """A local causal LM run with transformers (default: the packaged SmolLM2-135M-Instruct).
 
 torch and transformers are imported on first use, never at import time.
+
+One class, one idea: single, batched and streamed generation of one loaded model share its
+lock, tokenizer and generation settings, so they stay together (a little over 350 lines).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from dataclasses import replace
 from typing import Any
 
 from ragzip._optional import require
-from ragzip.errors import ConfigError, GenerationError, InvalidInputError, ModelNotFoundError
+from ragzip.batching import MicroBatcher
+from ragzip.errors import ConfigError, GenerationError, InvalidInputError
 from ragzip.generators.base import (
     BaseGenerator,
     Generation,
@@ -21,13 +25,10 @@ from ragzip.generators.base import (
     Message,
     MessagesLike,
 )
-from ragzip.generators.batching import MicroBatcher
 from ragzip.generators.registry import generators
-from ragzip.models import resolve_model
+from ragzip.lm import DTYPES, load_lm
 
 __all__ = ["TransformersGenerator", "eos_ids"]
-
-_DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 @generators.register("transformers")
@@ -76,8 +77,8 @@ class TransformersGenerator(BaseGenerator):
             raise ConfigError(f"model must be a non-empty string, got {model!r}")
         if device is not None and (not isinstance(device, str) or not device.strip()):
             raise ConfigError(f"device must be a string like 'cpu' or 'cuda', got {device!r}")
-        if dtype not in _DTYPES:
-            raise ConfigError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(
                 f"batch_size must be an int >= 1 (1: no batching), got {batch_size!r}"
@@ -143,25 +144,15 @@ class TransformersGenerator(BaseGenerator):
             return self._model, self._tokenizer
         with self._load_lock:
             if self._model is None:
-                torch = require("torch", "the local transformers generator")
-                transformers = require("transformers", "the local transformers generator")
-                device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-                resolved = resolve_model(self.model)
-                try:
-                    tokenizer = transformers.AutoTokenizer.from_pretrained(resolved.path)
-                    model = transformers.AutoModelForCausalLM.from_pretrained(
-                        resolved.path, dtype=_torch_dtype(torch, self.dtype, device)
-                    )
-                except OSError as exc:
-                    raise ModelNotFoundError(
-                        f"cannot load the generator model {self.model!r} from {resolved.path!r}: "
-                        f"{exc}. Pass a short name (smollm2-135m), a local checkpoint directory, "
-                        "or a hub id when you have internet."
-                    ) from exc
-                model.to(device)
-                model.eval()
-                self._tokenizer, self._device = tokenizer, device
-                self._model = model  # published last: the unlocked fast path checks it
+                loaded = load_lm(
+                    self.model,
+                    device=self.device,
+                    dtype=self.dtype,
+                    what="generator model",
+                    purpose="the local transformers generator",
+                )
+                self._tokenizer, self._device = loaded.tokenizer, loaded.device
+                self._model = loaded.model  # published last: the unlocked fast path checks it
         return self._model, self._tokenizer
 
     # -- generation ----------------------------------------------------------------------------
@@ -382,14 +373,6 @@ class TransformersGenerator(BaseGenerator):
             if isinstance(exc, InvalidInputError | GenerationError):
                 raise exc
             raise GenerationError(f"{self.model} failed to generate: {exc}") from exc
-
-
-def _torch_dtype(torch: Any, dtype: str, device: str) -> Any:
-    if dtype != "auto":
-        return getattr(torch, dtype)
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -1,15 +1,15 @@
 """A generator for any OpenAI-compatible chat completions server (vLLM, llama.cpp, TGI, OpenAI).
 
 Requests go to ``POST {base_url}/chat/completions`` with httpx. Connection errors, timeouts,
-HTTP 429 and 5xx are retried with exponential backoff (``Retry-After`` is honoured); other
-4xx answers raise :class:`~ragzip.errors.GenerationError` carrying the server's message.
+HTTP 408/409/429 and 5xx are retried with exponential backoff (``Retry-After`` is honoured);
+other 4xx answers raise :class:`~ragzip.errors.GenerationError` carrying the server's message.
+The sync and async clients share one retry plan (:mod:`ragzip.generators.retry`) and one
+reading of answers (:mod:`ragzip.generators.openai_answers`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import json
 import os
 import threading
 import time
@@ -27,17 +27,17 @@ from ragzip.generators.base import (
     MessagesLike,
     StopFilter,
 )
+from ragzip.generators.openai_answers import Failures, parse_completion, parse_delta
 from ragzip.generators.registry import generators
+from ragzip.generators.retry import MAX_RETRY_AFTER, Plan, RetryPolicy, adrive, drive
 from ragzip.wire.openai import SSEDecoder, iter_sse_data, redact_url
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["OpenAICompatibleGenerator", "SSEDecoder", "iter_sse_data"]
+__all__ = ["MAX_RETRY_AFTER", "OpenAICompatibleGenerator", "SSEDecoder", "iter_sse_data"]
 
 BATCH_CONCURRENCY = 8  # requests generate_batch keeps in flight at once
-MAX_RETRY_AFTER = 60.0  # seconds; a server asking for longer waits is not worth blocking for
-_RETRY_STATUS = frozenset({408, 409, 429})
 
 
 @generators.register("openai")
@@ -175,94 +175,34 @@ class OpenAICompatibleGenerator(BaseGenerator):
         body.update(self.extra_body)
         return body
 
+    def _retry_plan(self, stream: bool) -> Plan:
+        """The retry loop of one request (from the current settings), for either client."""
+        policy = RetryPolicy(max_retries=self.max_retries, backoff=self.backoff)
+        return policy.plan(Failures(self.shown_url, self.timeout), stream=stream)
+
     def _parse(self, response: httpx.Response, chat: bool = True) -> Generation:
-        """A chat completion (``choices[0].message.content``) or, with ``chat=False``, a text
-        completion (``choices[0].text``)."""
-        try:
-            data = response.json()
-            choice = data["choices"][0]
-            text = (choice["message"].get("content") if chat else choice.get("text")) or ""
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            kind = "chat completion" if chat else "completion"
-            raise GenerationError(
-                f"{self.shown_url} answered HTTP {response.status_code} with no {kind}: "
-                f"{_excerpt(response.text)}"
-            ) from exc
-        usage = data.get("usage") or {}
-        return Generation(
-            text=text,
-            model=str(data.get("model") or self.model),
-            prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
-            completion_tokens=_int_or_none(usage.get("completion_tokens")),
-            finish_reason=choice.get("finish_reason"),
-            seconds=0.0,
-        )
+        return parse_completion(response, self.model, self.shown_url, chat)
 
     def _delta(self, payload: str) -> str:
-        try:
-            event = json.loads(payload)
-        except ValueError as exc:
-            raise GenerationError(
-                f"{self.shown_url} streamed invalid JSON: {_excerpt(payload)}"
-            ) from exc
-        if isinstance(event, dict) and event.get("error"):
-            raise GenerationError(f"{self.shown_url} failed mid-stream: {_error_message(event)}")
-        try:
-            content = event["choices"][0]["delta"].get("content") if event["choices"] else None
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise GenerationError(
-                f"{self.shown_url} streamed an event with no choices[0].delta: {_excerpt(payload)}"
-            ) from exc
-        return content or ""
-
-    def _retry_delay(self, attempt: int, response: httpx.Response | None) -> float:
-        delay = self.backoff * (2**attempt)
-        if response is not None:
-            after = _retry_after(response.headers.get("retry-after"))
-            if after is not None:
-                delay = min(after, MAX_RETRY_AFTER)
-        return delay
-
-    def _failure(self, response: httpx.Response) -> GenerationError:
-        return GenerationError(
-            f"{redact_url(str(response.request.url))} answered HTTP {response.status_code}: "
-            f"{_error_message_of(response)}"
-        )
-
-    def _exhausted(self, last: str) -> GenerationError:
-        attempts = self.max_retries + 1
-        return GenerationError(
-            f"{self.shown_url} failed after {attempts} attempt{'s' if attempts > 1 else ''}: "
-            f"{last}. Check that the server is up and the model is served, or raise "
-            "timeout/max_retries."
-        )
+        return parse_delta(payload, self.shown_url)
 
     # -- sync ----------------------------------------------------------------------------------
     def _send(self, body: dict[str, Any], stream: bool, url: str | None = None) -> httpx.Response:
         """Sends with retries; returns a 2xx response (streamed responses are left open)."""
-        hx = require("httpx", "the OpenAI-compatible generator")
         client = self._sync_client()
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            response: httpx.Response | None = None
-            try:
-                req = client.build_request("POST", url or self.url, json=body)
-                response = client.send(req, stream=stream)
-                if response.is_success:
-                    return response
-                if stream:
-                    response.read()
-                    response.close()
-                if not _retryable(response.status_code):
-                    raise self._failure(response)
-                last = f"HTTP {response.status_code}: {_error_message_of(response)}"
-            except hx.TimeoutException as exc:
-                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
-            except hx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            if attempt < self.max_retries:
-                time.sleep(self._retry_delay(attempt, response))
-        raise self._exhausted(last)
+
+        def send() -> httpx.Response:
+            return client.send(
+                client.build_request("POST", url or self.url, json=body), stream=stream
+            )
+
+        def drain(response: httpx.Response) -> None:
+            response.read()
+            response.close()
+
+        plan = self._retry_plan(stream)
+        response: httpx.Response = drive(plan, send=send, drain=drain, sleep=time.sleep)
+        return response
 
     def _generate(self, request: GenerationRequest) -> Generation:
         response = self._send(self._body(request, stream=False), stream=False)
@@ -319,29 +259,21 @@ class OpenAICompatibleGenerator(BaseGenerator):
 
     # -- async ---------------------------------------------------------------------------------
     async def _asend(self, body: dict[str, Any], stream: bool) -> httpx.Response:
-        hx = require("httpx", "the OpenAI-compatible generator")
+        """:meth:`_send` on the async client: the same retry plan, its steps awaited."""
         client = self._async_client()
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            response: httpx.Response | None = None
-            try:
-                req = client.build_request("POST", self.url, json=body)
-                response = await client.send(req, stream=stream)
-                if response.is_success:
-                    return response
-                if stream:
-                    await response.aread()
-                    await response.aclose()
-                if not _retryable(response.status_code):
-                    raise self._failure(response)
-                last = f"HTTP {response.status_code}: {_error_message_of(response)}"
-            except hx.TimeoutException as exc:
-                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
-            except hx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            if attempt < self.max_retries:
-                await asyncio.sleep(self._retry_delay(attempt, response))
-        raise self._exhausted(last)
+
+        async def send() -> httpx.Response:
+            return await client.send(
+                client.build_request("POST", self.url, json=body), stream=stream
+            )
+
+        async def drain(response: httpx.Response) -> None:
+            await response.aread()
+            await response.aclose()
+
+        plan = self._retry_plan(stream)
+        response: httpx.Response = await adrive(plan, send=send, drain=drain, sleep=asyncio.sleep)
+        return response
 
     async def agenerate(
         self,
@@ -401,49 +333,3 @@ class OpenAICompatibleGenerator(BaseGenerator):
         rest = stops.flush()
         if rest:
             yield rest
-
-
-def _retryable(status: int) -> bool:
-    return status in _RETRY_STATUS or status >= 500
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_message_of(response: httpx.Response) -> str:
-    try:
-        return _error_message(response.json())
-    except ValueError:
-        return _excerpt(response.text) or response.reason_phrase
-
-
-def _error_message(data: Any) -> str:
-    """The human message in OpenAI-style (``{"error": {"message"}}``) and other error bodies."""
-    if isinstance(data, dict):
-        error = data.get("error", data.get("detail", data.get("message")))
-        if isinstance(error, dict):
-            return str(error.get("message") or error)
-        if error is not None:
-            return str(error)
-    return _excerpt(json.dumps(data))
-
-
-def _excerpt(text: str, limit: int = 500) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

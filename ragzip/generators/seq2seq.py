@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ragzip._optional import require
-from ragzip.errors import ConfigError, GenerationError, ModelNotFoundError
+from ragzip.errors import ConfigError, GenerationError
 from ragzip.generators.base import (
     BaseGenerator,
     Generation,
@@ -22,7 +22,7 @@ from ragzip.generators.base import (
     Message,
 )
 from ragzip.generators.registry import generators
-from ragzip.models import resolve_model
+from ragzip.lm import load_lm
 
 __all__ = ["Seq2SeqGenerator"]
 
@@ -69,18 +69,14 @@ class Seq2SeqGenerator(BaseGenerator):
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._model is None:
-                torch = require("torch", "the local seq2seq generator")
-                transformers = require("transformers", "the local seq2seq generator")
-                device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-                path = resolve_model(self.model).path
-                try:
-                    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-                    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(path)
-                except OSError as exc:
-                    raise ModelNotFoundError(
-                        f"cannot load the seq2seq model {self.model!r} from {path!r}: {exc}"
-                    ) from exc
-                model.to(device).eval()
+                model, tokenizer, device = load_lm(
+                    self.model,
+                    device=self.device,
+                    dtype=None,
+                    kind="seq2seq",
+                    what="seq2seq model",
+                    purpose="the local seq2seq generator",
+                )
                 self._tokenizer, self._device, self._model = tokenizer, device, model
         return self._model, self._tokenizer
 

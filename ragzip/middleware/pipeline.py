@@ -21,11 +21,12 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ragzip.errors import ConfigError, InvalidInputError
-from ragzip.generators.base import iterate_in_thread
 from ragzip.compressors.base import BudgetLike, Compressor
-from ragzip.prompt import PromptTemplate
 from ragzip.compressors.registry import compressors
+from ragzip.errors import ConfigError, InvalidInputError
+from ragzip.generators.base import Generator, iterate_in_thread
+from ragzip.prompt import PromptTemplate
+from ragzip.retrievers.base import Retriever
 from ragzip.types import Budget, CompressionResult, Document, ScoredDocument, as_documents
 
 __all__ = ["Pipeline", "PipelineResult", "Prepared"]
@@ -96,8 +97,8 @@ class Pipeline:
     def __init__(
         self,
         compressor: Compressor | str | Mapping[str, Any],
-        retriever: Any = None,
-        generator: Any = None,
+        retriever: Retriever | None = None,
+        generator: Generator | None = None,
         *,
         budget: BudgetLike = 4.0,
         top_k: int = 10,

@@ -129,10 +129,17 @@ def normalize_documents(
     incremental adds. Never mutates the input: an id is set on a copy.
 
     Raises:
-        InvalidInputError: an id repeats within ``documents`` or is already in ``existing``.
+        InvalidInputError: ``documents`` is not a list (a single string, dict or document, or
+            no iterable at all), an item is not a document, or an id repeats within
+            ``documents`` or is already in ``existing``.
     """
     if isinstance(documents, str | bytes | Mapping | Document):
         raise InvalidInputError("documents must be a list, not a single string, dict or document")
+    if not isinstance(documents, Iterable):
+        raise InvalidInputError(
+            f"documents must be a list of strings, dicts or documents, got "
+            f"{type(documents).__name__}"
+        )
     out: list[Document] = []
     seen: set[str] = set()
     for i, obj in enumerate(documents):

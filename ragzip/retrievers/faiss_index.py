@@ -1,4 +1,8 @@
-"""Dense retrieval: exact FAISS search over bi-encoder embeddings, saved to a directory."""
+"""Dense retrieval: exact FAISS search over bi-encoder embeddings, saved to a directory.
+
+One retriever with its persistence (save, load, atomic replace, metadata checks): the on-disk
+format and the in-memory index must change together, so they share this module.
+"""
 
 from __future__ import annotations
 

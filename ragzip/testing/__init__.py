@@ -1,10 +1,18 @@
 """Contract tests and fakes that users and ragzip's own tests reuse.
 
-* :class:`CompressorContract` (in :mod:`ragzip.testing.contracts`): a pytest suite every
-  compressor should pass; subclass it and provide a ``compressor`` fixture. It needs pytest
-  (``pip install 'ragzip[dev]'``), imported only when the contract is.
-* :class:`KeywordCompressor` (in :mod:`ragzip.testing.fakes`): a deterministic, model-free
-  compressor for plumbing tests; it is not in the compressor registry.
+* Contract suites, one per role: subclass one in a test module and provide its fixture;
+  pytest then runs the whole contract. They need pytest (``pip install 'ragzip[dev]'``),
+  imported only when a contract is.
+
+  - :class:`CompressorContract` (:mod:`ragzip.testing.contracts`): a ``compressor`` fixture.
+  - :class:`RetrieverContract` (:mod:`ragzip.testing.retriever_contracts`): a
+    ``make_retriever`` fixture returning a function that builds an empty retriever.
+  - :class:`GeneratorContract` (:mod:`ragzip.testing.generator_contracts`): a ``generator``
+    fixture.
+
+* Fakes (in :mod:`ragzip.testing.fakes`), deterministic and model-free, for plumbing tests;
+  none is in a registry: :class:`KeywordCompressor`, :class:`EchoGenerator` and
+  :class:`HashingEncoder` (a text encoder for :class:`~ragzip.retrievers.FaissRetriever`).
 * :mod:`ragzip.testing.fixtures`: small titled documents on distinct topics, with questions
   answered by exactly one of them, and unicode / invalid UTF-8 samples.
 
@@ -18,9 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from ragzip.testing.fakes import KeywordCompressor
+from ragzip.testing.fakes import EchoGenerator, HashingEncoder, KeywordCompressor
 from ragzip.testing.fixtures import (
     DOCUMENTS,
     INVALID_UTF8,
@@ -33,6 +42,8 @@ from ragzip.testing.fixtures import (
 
 if TYPE_CHECKING:
     from ragzip.testing.contracts import CompressorContract, check_result
+    from ragzip.testing.generator_contracts import GeneratorContract, check_generation
+    from ragzip.testing.retriever_contracts import RetrieverContract, check_hits
 
 __all__ = [
     "DOCUMENTS",
@@ -40,18 +51,33 @@ __all__ = [
     "QUESTIONS",
     "UNICODE_TEXTS",
     "CompressorContract",
+    "EchoGenerator",
     "FixtureQuestion",
+    "GeneratorContract",
+    "HashingEncoder",
     "KeywordCompressor",
+    "RetrieverContract",
+    "check_generation",
+    "check_hits",
     "check_result",
     "large_document",
     "unique_text",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The contract imports pytest; load it only when asked for.
-    if name in ("CompressorContract", "check_result"):
-        from ragzip.testing import contracts
+# The contracts import pytest: each loads only when one of its names is asked for.
+_CONTRACTS = {
+    "CompressorContract": "ragzip.testing.contracts",
+    "check_result": "ragzip.testing.contracts",
+    "RetrieverContract": "ragzip.testing.retriever_contracts",
+    "check_hits": "ragzip.testing.retriever_contracts",
+    "GeneratorContract": "ragzip.testing.generator_contracts",
+    "check_generation": "ragzip.testing.generator_contracts",
+}
 
-        return getattr(contracts, name)
+
+def __getattr__(name: str) -> Any:
+    module = _CONTRACTS.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'ragzip.testing' has no attribute {name!r}")

@@ -15,6 +15,10 @@ This module imports pytest (``pip install 'ragzip[dev]'``); the fakes and fixtur
 :mod:`ragzip.testing` do not. Assertion messages are spelled out; for pytest's detailed diffs
 as well, call ``pytest.register_assert_rewrite("ragzip.testing.contracts")`` in your
 ``conftest.py`` before importing it.
+
+The invariants of a single result are :func:`~ragzip.testing.compressor_checks.check_result`
+(re-exported here); the retriever and generator contracts are in
+:mod:`ragzip.testing.retriever_contracts` and :mod:`ragzip.testing.generator_contracts`.
 """
 
 from __future__ import annotations
@@ -23,17 +27,15 @@ import asyncio
 import copy
 import dataclasses
 import json
-import math
 import re
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pytest
 
-from ragzip.errors import InvalidInputError
 from ragzip.compressors.base import Compressor
 from ragzip.compressors.registry import compressors
-from ragzip.tokens import TokenCounter, get_counter
+from ragzip.errors import InvalidInputError
+from ragzip.testing.compressor_checks import check_result, compressor_counter, summary
 from ragzip.testing.fixtures import (
     DOCUMENTS,
     INVALID_UTF8,
@@ -45,80 +47,6 @@ from ragzip.text import decode_text, segment
 from ragzip.types import Budget, CompressionResult, Document
 
 __all__ = ["CompressorContract", "check_result"]
-
-
-def _counter(compressor: Compressor, result: CompressionResult | None = None) -> TokenCounter:
-    """The compressor's token counter (a :class:`BaseCompressor` has one), else the one its
-    results name."""
-    counter = getattr(compressor, "counter", None)
-    if isinstance(counter, TokenCounter):
-        return counter
-    if result is None:
-        result = compressor.compress("", [], 1.0)
-    return get_counter(result.tokenizer)
-
-
-def check_result(
-    compressor: Compressor,
-    result: CompressionResult,
-    documents: Sequence[Document],
-    budget: Budget,
-) -> None:
-    """Asserts the invariants every result keeps, whatever the input.
-
-    * it is a :class:`CompressionResult` named after the compressor, with builtin numbers;
-    * ``tokens_before``/``tokens_after`` are honest recounts, and ``tokens_after`` is within
-      ``budget.limit(tokens_before)``;
-    * kept documents refer to input ids, in input order, none of them blank, and
-      ``dropped_ids`` lists exactly the other inputs, in order;
-    * spans lie inside their source, and the text of each span is in the kept text (unless the
-      document was cut to fit, ``metadata["truncated"]``);
-    * ``to_dict()`` is JSON-serializable.
-
-    Args:
-        compressor: The compressor that produced ``result``.
-        result: What it returned.
-        documents: The input documents, with their ids.
-        budget: The budget it was given.
-    """
-    assert isinstance(result, CompressionResult), f"expected a CompressionResult, got {result!r}"
-    assert result.compressor == compressor.name, (result.compressor, compressor.name)
-    assert type(result.tokens_before) is int and type(result.tokens_after) is int
-    counter = _counter(compressor, result)
-    before = sum(counter.count(d.text) for d in documents)
-    after = sum(counter.count(d.text) for d in result.documents)
-    assert result.tokens_before == before, f"tokens_before {result.tokens_before} != {before}"
-    assert result.tokens_after == after, f"tokens_after {result.tokens_after} != recount {after}"
-    limit = budget.limit(before)
-    assert after <= limit, f"{after} tokens kept, over the limit of {limit} ({budget})"
-
-    position = {d.id: i for i, d in enumerate(documents)}
-    kept_positions = []
-    for doc in result.documents:
-        assert doc.source_id in position, f"unknown source id {doc.source_id!r}"
-        assert doc.text.strip(), f"blank document kept for {doc.source_id!r}"
-        assert doc.score is None or type(doc.score) is float, f"score {doc.score!r} not a float"
-        kept_positions.append(position[doc.source_id])
-        source = documents[position[doc.source_id]].text
-        for span in doc.spans:
-            assert 0 <= span.start <= span.end <= len(source), f"span {span} outside source"
-            if not doc.metadata.get("truncated"):
-                piece = source[span.start : span.end]
-                assert piece in doc.text, f"span {span} ({piece[:60]!r}) not in the kept text"
-    assert kept_positions == sorted(kept_positions), "kept documents are not in input order"
-    kept_ids = {d.source_id for d in result.documents}
-    expected_dropped = [d.id for d in documents if d.id not in kept_ids]
-    assert list(result.dropped_ids) == expected_dropped, (result.dropped_ids, expected_dropped)
-    assert "total" in result.timings and result.timings["total"] >= 0
-    assert all(type(v) is float for v in result.timings.values()), dict(result.timings)
-    as_dict = result.to_dict()
-    assert json.loads(json.dumps(as_dict)) == as_dict, "to_dict() is not plain JSON"
-    if result.tokens_after:
-        assert math.isclose(result.ratio, result.tokens_before / result.tokens_after)
-
-
-def _summary(result: CompressionResult) -> list[tuple[str, str]]:
-    return [(d.source_id, d.text) for d in result.documents]
 
 
 class CompressorContract:
@@ -190,14 +118,14 @@ class CompressorContract:
     def test_budget_forms_are_equivalent(
         self, compressor: Compressor, documents: list[Document], query: str
     ) -> None:
-        expected = _summary(compressor.compress(query, documents, Budget(ratio=4.0)))
+        expected = summary(compressor.compress(query, documents, Budget(ratio=4.0)))
         for form in (4, 4.0, {"ratio": 4}):
-            assert _summary(compressor.compress(query, documents, form)) == expected, form
+            assert summary(compressor.compress(query, documents, form)) == expected, form
 
     def test_budget_smaller_than_any_sentence(
         self, compressor: Compressor, documents: list[Document], query: str
     ) -> None:
-        counter = _counter(compressor)
+        counter = compressor_counter(compressor)
         sizes = [counter.count(d.text[s.start : s.end]) for d in documents for s in segment(d.text)]
         assert min(sizes) >= 3, "fixture sentences are too short for this test"
         budget = Budget(tokens=min(sizes) - 1)
@@ -219,7 +147,7 @@ class CompressorContract:
         word = max(other[other_span.start : other_span.end].split(), key=len).strip(".,;:!?")
         pattern = rf"\b{re.escape(word)}\b"
         budget = Budget(ratio=2.0, keep=(phrase,), keep_patterns=(pattern,))
-        counter = _counter(compressor)
+        counter = compressor_counter(compressor)
         needed = counter.count(last[span.start : span.end]) + counter.count(
             other[other_span.start : other_span.end]
         )
@@ -252,7 +180,7 @@ class CompressorContract:
         from_dicts = compressor.compress(query, as_dicts, budget)
         check_result(compressor, from_dicts, documents, budget)
         from_documents = compressor.compress(query, documents, budget)
-        assert _summary(from_dicts) == _summary(from_documents)
+        assert summary(from_dicts) == summary(from_documents)
 
     def test_duplicate_ids_still_identify_documents(
         self, compressor: Compressor, documents: list[Document], query: str
@@ -372,7 +300,7 @@ class CompressorContract:
         concurrent = asyncio.run(run_all())
         sequential = [compressor.compress(q, documents, budget) for q in queries]
         for a, s in zip(concurrent, sequential, strict=True):
-            assert _summary(a) == _summary(s)
+            assert summary(a) == summary(s)
             assert (a.tokens_before, a.tokens_after) == (s.tokens_before, s.tokens_after)
             assert a.dropped_ids == s.dropped_ids
 
@@ -381,7 +309,7 @@ class CompressorContract:
     ) -> None:
         first = compressor.compress(query, documents, Budget(ratio=2.5))
         second = compressor.compress(query, documents, Budget(ratio=2.5))
-        assert _summary(first) == _summary(second)
+        assert summary(first) == summary(second)
         assert [d.spans for d in first.documents] == [d.spans for d in second.documents]
 
     def test_result_is_frozen(

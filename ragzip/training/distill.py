@@ -30,6 +30,7 @@ from ragzip.compressors.abstractive.compressor import AbstractiveCompressor
 from ragzip.compressors.abstractive.guard import guard
 from ragzip.compressors.abstractive.parsing import clean_summary, is_sentinel
 from ragzip.encoders.bi_encoder import get_bi_encoder
+from ragzip.lm import load_lm
 from ragzip.text import sentences
 from ragzip.types import Budget, Document, as_documents
 
@@ -136,12 +137,9 @@ def train_student(
         ``{"steps", "loss"}``: optimizer steps and the mean loss of the last epoch.
     """
     torch = require("torch", "training a summarizer")
-    transformers = require("transformers", "training a summarizer")
-    from ragzip.models import resolve_model
-
-    path = resolve_model(student).path
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    model = transformers.AutoModelForCausalLM.from_pretrained(path)
+    model, tokenizer, _ = load_lm(
+        student, device="cpu", dtype=None, what="student", purpose="training a summarizer"
+    )
     generator = torch.Generator().manual_seed(seed)  # local RNG: no global seeding
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows = [_encode_pair(tokenizer, e, max_length) for e in examples]

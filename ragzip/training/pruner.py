@@ -1,58 +1,96 @@
 """Training token pruners (LLMLingua-2's data distillation): ``ragzip train-pruner``.
 
 1. Passages are read from a corpus (JSONL/JSON of ``{"text", "title"?, "question"?,
-   "answers"?}``, nq20-style records with ``documents``, or text files split at blank lines);
+   "answers"?}``, nq20-style records ``{"question", "answers", "documents": [{"title",
+   "text"}], "gold_index"}`` with all their documents or only the gold one, or text files split
+   at blank lines), optionally only a range of each file's records (``records="200:1000"``);
    long texts are cut into passages of at most ``passage_words`` words.
-2. A teacher labels every word keep/drop (:mod:`.teachers`); labels are cached in
-   ``OUT/labels.jsonl`` so a rerun does not ask the teacher again.
+2. A teacher labels every word keep/drop (:mod:`.teachers`; the words of a known answer are
+   always kept); labels are cached in ``WORK/labels.jsonl`` so a rerun does not ask the teacher
+   again.
 3. A token-classification student (default: the BERT encoder of the packaged
-   all-MiniLM-L6-v2) is fine-tuned on the labels, every subword of a word carrying the word's
-   label. Training state is saved after every epoch (``OUT/train_state.pt``) and resumed.
-4. The model, its tokenizer and ``ragzip_pruner.json`` (teacher, metrics) are written to
-   ``OUT``, a directory that :class:`TokenPruneCompressor` loads by path.
+   all-MiniLM-L6-v2) learns the labels from the passage text alone, as the runtime pruner sees
+   it, every subword of a word carrying the word's label: LoRA adapters (peft) and a fresh head
+   (``mode="lora"``, the default) or every weight (``mode="full"``). Training state is saved
+   after every epoch (``WORK/train_state.pt``) and resumed.
+4. ``OUT`` gets what :class:`~ragzip.compressors.token_prune.TokenPruneCompressor` loads by
+   path: in LoRA mode only ``adapter_config.json`` and ``adapter_model.safetensors`` (the
+   adapters and the head, peft's format, about 1-3 MB for MiniLM), in full mode the whole
+   checkpoint and its tokenizer; both with ``pruner_config.json`` (base model, label scheme)
+   and ``ragzip_pruner.json`` (the report: settings, teacher, validation metrics, time,
+   hardware).
 
 Everything is seeded without touching the global random generators.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
 import math
+import os
+import platform
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ragzip._optional import require
-from ragzip.training.teachers import Passage, SurprisalTeacher, Teacher
+from ragzip.compressors.token_prune.defaults import (
+    ADAPTER_WEIGHTS,
+    LABELS,
+    PRUNER_CONFIG,
+)
 from ragzip.errors import ConfigError
 from ragzip.models import resolve_model
+from ragzip.training.corpus import load_passages, parse_records
+from ragzip.training.teachers import Passage, SurprisalTeacher, Teacher, UnigramTeacher
 
-__all__ = ["TrainConfig", "init_pruner", "load_passages", "train_pruner"]
+__all__ = [
+    "TrainConfig",
+    "init_pruner",
+    "load_passages",
+    "parse_records",
+    "train_pruner",
+]
 
 _log = logging.getLogger(__name__)
+MODES = ("lora", "full")
+DOCUMENTS = ("all", "gold")
+TEACHERS = ("surprisal", "unigram", "openai")
+_DEFAULT_LR = {"lora": 1e-3, "full": 1e-4}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one training run (the CLI flags of ``ragzip train-pruner``)."""
+    """Settings of one training run (the CLI flags of ``ragzip train-pruner``).
+
+    Raises:
+        ConfigError: A mode, teacher, document choice or record range that does not exist.
+    """
 
     out: str
-    corpus: tuple[str, ...] = ()  # empty: the bundled demo corpus and test fixtures
+    corpus: tuple[str, ...] = ()  # empty: the bundled demo corpus
+    records: str | None = None  # "START:STOP": only these records of each corpus file
+    documents: str = "all"  # nq20-style records: "all" their documents or the "gold" one
+    work: str | None = None  # labels cache and training state (default: OUT)
     base: str = "minilm"
-    teacher: str = "surprisal"  # or "openai"
+    mode: str = "lora"  # or "full"
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
+    teacher: str = "surprisal"  # "unigram" (fast, offline) or "openai"
     teacher_model: str = "smollm2-135m"
     base_url: str | None = None  # OpenAI-compatible server of the "openai" teacher
     keep_rate: float = 0.5
     epochs: int = 8
     batch_size: int = 8
-    learning_rate: float = 1e-4
+    learning_rate: float | None = None  # default: 1e-3 (lora) or 1e-4 (full)
     max_length: int = 256
     passage_words: int = 120
     val_share: float = 0.15
@@ -62,6 +100,19 @@ class TrainConfig:
     resume: bool = True
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        for key, allowed in (("mode", MODES), ("documents", DOCUMENTS), ("teacher", TEACHERS)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        parse_records(self.records)
+        if self.lora_rank < 1:
+            raise ConfigError(f"lora_rank must be a positive integer, got {self.lora_rank}")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate: ``learning_rate`` or the mode's default."""
+        return self.learning_rate if self.learning_rate is not None else _DEFAULT_LR[self.mode]
+
 
 def init_pruner(out: str | Path, base: str = "minilm", seed: int = 0) -> Path:
     """Saves ``base``'s encoder with a fresh, seeded 2-class token-classification head.
@@ -70,15 +121,13 @@ def init_pruner(out: str | Path, base: str = "minilm", seed: int = 0) -> Path:
         out: Directory to write (a checkpoint any token-classification loader reads).
         base: Encoder short name, hub id or path (default: the packaged all-MiniLM-L6-v2).
         seed: Seed of the head's initialization.
+
+    Returns:
+        ``out`` as a path.
     """
-    torch = require("torch", "training token pruners")
     transformers = require("transformers", "training token pruners")
     path = resolve_model(base).path
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = transformers.AutoModelForTokenClassification.from_pretrained(
-            path, num_labels=2, id2label={0: "drop", 1: "keep"}, label2id={"drop": 0, "keep": 1}
-        )
+    model = _fresh_model(path, seed)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     out = Path(out)
     model.save_pretrained(out)
@@ -86,98 +135,38 @@ def init_pruner(out: str | Path, base: str = "minilm", seed: int = 0) -> Path:
     return out
 
 
-# -- corpus ----------------------------------------------------------------------------------
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        name = path.name.removesuffix(".gz")
-        if name.endswith(".jsonl"):
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
-        elif name.endswith(".json"):
-            data = json.load(f)
-            yield from data if isinstance(data, list) else [data]
-        else:
-            for block in f.read().split("\n\n"):
-                if block.strip():
-                    yield {"text": block.strip()}
+def _fresh_model(path: str, seed: int) -> Any:
+    torch = require("torch", "training token pruners")
+    transformers = require("transformers", "training token pruners")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return transformers.AutoModelForTokenClassification.from_pretrained(
+            path,
+            num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)),
+            label2id={name: i for i, name in enumerate(LABELS)},
+        )
 
 
-def _split(text: str, size: int) -> list[str]:
-    words = text.split()
-    return [" ".join(words[i : i + size]) for i in range(0, len(words), size)] or []
+def _key(p: Passage, teacher: str) -> str:
+    data = json.dumps({"teacher": teacher, **asdict(p)}, sort_keys=True)
+    return hashlib.sha1(data.encode()).hexdigest()
 
 
-def load_passages(paths: Sequence[str | Path] = (), passage_words: int = 120) -> list[Passage]:
-    """Passages of the corpus files (default: the bundled demo corpus and test fixtures)."""
-    items: list[dict[str, Any]] = []
-    if paths:
-        for p in paths:
-            for rec in _records(Path(p)):
-                if "documents" in rec:  # nq20-style: a question over several documents
-                    for doc in rec["documents"]:
-                        items.append(
-                            {
-                                **doc,
-                                "question": rec.get("question", ""),
-                                "answers": rec.get("answers", []),
-                            }
-                        )
-                else:
-                    items.append(rec)
-    else:
-        from ragzip.testing.fixtures import DOCUMENTS, QUESTIONS
-
-        demo = resources.files("ragzip") / "data" / "demo_corpus.jsonl"
-        items = [json.loads(line) for line in demo.read_text("utf-8").splitlines() if line.strip()]
-        asked = {q.document_id: q for q in QUESTIONS}
-        for d in DOCUMENTS:
-            q = asked.get(d.id)
-            items.append(
-                {
-                    "text": d.text,
-                    "title": d.title,
-                    "question": q.question if q else "",
-                    "answers": [q.answer] if q else [],
-                }
-            )
-    passages = []
-    for rec in items:
-        if not isinstance(rec, dict) or not str(rec.get("text", "")).strip():
-            continue
-        answers = tuple(str(a) for a in rec.get("answers", []) or [])
-        for piece in _split(str(rec["text"]), passage_words):
-            found = tuple(a for a in answers if a.lower() in piece.lower())
-            passages.append(
-                Passage(
-                    piece,
-                    str(rec.get("title", "") or ""),
-                    str(rec.get("question", "") or ""),
-                    found,
-                )
-            )
-    return passages
-
-
-def _key(p: Passage) -> str:
-    return hashlib.sha1(json.dumps(asdict(p), sort_keys=True).encode()).hexdigest()
-
-
-def _teacher(config: TrainConfig) -> Teacher:
+def _teacher(config: TrainConfig, passages: Sequence[Passage]) -> Teacher:
     if config.teacher == "surprisal":
         return SurprisalTeacher(config.teacher_model, keep_rate=config.keep_rate)
-    if config.teacher == "openai":
-        if not config.base_url:
-            raise ConfigError("the openai teacher needs --base-url (an OpenAI-compatible /v1)")
-        from ragzip.training.teachers import LLMTeacher
-        from ragzip.generators.openai_compat import OpenAICompatibleGenerator
+    if config.teacher == "unigram":
+        return UnigramTeacher([p.text for p in passages], keep_rate=config.keep_rate)
+    if not config.base_url:
+        raise ConfigError("the openai teacher needs --base-url (an OpenAI-compatible /v1)")
+    from ragzip.generators.openai_compat import OpenAICompatibleGenerator
+    from ragzip.training.teachers import LLMTeacher
 
-        return LLMTeacher(
-            OpenAICompatibleGenerator(config.base_url, config.teacher_model),
-            keep_rate=config.keep_rate,
-        )
-    raise ConfigError(f"teacher must be 'surprisal' or 'openai', got {config.teacher!r}")
+    return LLMTeacher(
+        OpenAICompatibleGenerator(config.base_url, config.teacher_model),
+        keep_rate=config.keep_rate,
+    )
 
 
 # -- labelling ---------------------------------------------------------------------------------
@@ -206,7 +195,8 @@ def label_passages(
     cache: Path | None,
     progress: bool = True,
 ) -> list[np.ndarray]:
-    """Word labels of every passage (student-tokenizer words), cached in ``cache``."""
+    """Word labels of every passage (student-tokenizer words), cached in ``cache`` per
+    passage and teacher name."""
     from tqdm.auto import tqdm
 
     known: dict[str, list[int]] = {}
@@ -218,7 +208,7 @@ def label_passages(
     sink = cache.open("a", encoding="utf-8") if cache is not None else None
     try:
         for p in tqdm(passages, desc=f"labelling ({teacher.name})", disable=not progress):
-            key = _key(p)
+            key = _key(p, teacher.name)
             if key not in known:
                 starts, ends = _word_spans(tokenizer, p.text)
                 known[key] = teacher.label(p, starts, ends).astype(int).tolist()
@@ -232,9 +222,12 @@ def label_passages(
     return labels
 
 
+Example = tuple[list[int], list[int]]
+
+
 def _examples(
     passages: Sequence[Passage], labels: Sequence[np.ndarray], tokenizer: Any, max_length: int
-) -> list[tuple[list[int], list[int]]]:
+) -> list[Example]:
     out = []
     for p, lab in zip(passages, labels, strict=True):
         enc = tokenizer(p.text, truncation=True, max_length=max_length)
@@ -246,7 +239,7 @@ def _examples(
 
 def _batches(
     torch: Any,
-    examples: Sequence[tuple[list[int], list[int]]],
+    examples: Sequence[Example],
     order: Sequence[int],
     size: int,
     pad: int,
@@ -267,7 +260,7 @@ def _batches(
 def evaluate(
     torch: Any,
     model: Any,
-    examples: Sequence[tuple[list[int], list[int]]],
+    examples: Sequence[Example],
     pad: int,
     batch_size: int = 16,
 ) -> dict[str, float]:
@@ -295,39 +288,44 @@ def evaluate(
     }
 
 
-def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[str, Any]:
-    """Runs data distillation and fine-tuning; returns the report written to
-    ``OUT/ragzip_pruner.json`` (with ``val`` metrics of the keep class)."""
+# -- the student -------------------------------------------------------------------------------
+def _student(base: str, config: TrainConfig) -> Any:
+    """The model to train: the base with a fresh head, wrapped with LoRA in LoRA mode."""
+    model = _fresh_model(base, config.seed)
+    if config.mode == "full":
+        return model
     torch = require("torch", "training token pruners")
-    transformers = require("transformers", "training token pruners")
-    from tqdm.auto import tqdm
-
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    base = resolve_model(config.base).path
-    tokenizer = transformers.AutoTokenizer.from_pretrained(base)
-    passages = load_passages(config.corpus, config.passage_words)
-    if config.max_passages is not None:
-        passages = passages[: config.max_passages]
-    if len(passages) < 2:
-        raise ConfigError(f"the corpus gave {len(passages)} passage(s); at least 2 are needed")
-    teacher = teacher or _teacher(config)
-    labels = label_passages(passages, tokenizer, teacher, out / "labels.jsonl", config.progress)
-    examples = _examples(passages, labels, tokenizer, config.max_length)
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(examples))
-    n_val = max(1, round(config.val_share * len(examples)))
-    val = [examples[i] for i in order[:n_val]]
-    train = [examples[i] for i in order[n_val:]]
-    pad = tokenizer.pad_token_id or 0
-
-    state_path = out / "train_state.pt"
+    peft = require("peft", "LoRA training of token pruners")
+    lora = peft.LoraConfig(
+        task_type=peft.TaskType.TOKEN_CLS,
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_targets),
+    )
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
-        model = transformers.AutoModelForTokenClassification.from_pretrained(
-            base, num_labels=2, id2label={0: "drop", 1: "keep"}, label2id={"drop": 0, "keep": 1}
-        )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
+        return peft.get_peft_model(model, lora)
+
+
+def _trainable(model: Any) -> dict[str, Any]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _fit(
+    torch: Any,
+    model: Any,
+    train: Sequence[Example],
+    val: Sequence[Example],
+    pad: int,
+    config: TrainConfig,
+    state_path: Path,
+) -> list[dict[str, Any]]:
+    """Trains epoch by epoch, saving and resuming the state; returns the epochs' history."""
+    from tqdm.auto import tqdm
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = max(1, steps_per_epoch * config.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -337,12 +335,19 @@ def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[st
     start_epoch, step, history = 0, 0, []
     if config.resume and state_path.is_file():
         state = torch.load(state_path, weights_only=False)
-        model.load_state_dict(state["model"])
+        if state.get("mode") != config.mode:
+            raise ConfigError(
+                f"{state_path} holds a {state.get('mode', 'full')!r} run, not {config.mode!r}: "
+                "pass --no-resume, or another --work directory"
+            )
+        model.load_state_dict(state["trainable"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, step, history = state["epoch"], state["step"], state["history"]
         _log.info("resuming from epoch %d", start_epoch)
     for epoch in range(start_epoch, config.epochs):
+        if config.max_steps is not None and step >= config.max_steps:
+            break
         model.train()
         epoch_order = np.random.default_rng(config.seed + 1 + epoch).permutation(len(train))
         bar = tqdm(
@@ -351,19 +356,21 @@ def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[st
             desc=f"epoch {epoch + 1}/{config.epochs}",
             disable=not config.progress,
         )
-        losses = []
-        for batch in bar:
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            if config.max_steps is not None and step >= config.max_steps:
-                break
+        losses: list[float] = []
+        with torch.random.fork_rng():  # dropout draws from a seeded generator
+            torch.manual_seed(config.seed + 1000 + epoch)
+            for batch in bar:
+                loss = model(**batch).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                losses.append(float(loss.detach()))
+                step += 1
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+                if config.max_steps is not None and step >= config.max_steps:
+                    break
         metrics = evaluate(torch, model, val, pad)
         history.append(
             {
@@ -376,7 +383,8 @@ def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[st
             print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f} val F1 {metrics['f1']:.3f}")
         torch.save(
             {
-                "model": model.state_dict(),
+                "mode": config.mode,
+                "trainable": _trainable(model),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1,
@@ -385,11 +393,90 @@ def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[st
             },
             state_path,
         )
-        if config.max_steps is not None and step >= config.max_steps:
-            break
+    return history
+
+
+def _save(model: Any, tokenizer: Any, out: Path, config: TrainConfig) -> None:
+    """Writes what the runtime loads: the LoRA adapters and head, or the whole checkpoint."""
+    if config.mode == "lora":
+        peft = require("peft", "LoRA training of token pruners")
+        safetensors = require("safetensors.torch", "saving token pruners")
+        adapter = model.peft_config["default"]
+        adapter.base_model_name_or_path = config.base
+        adapter.inference_mode = True
+        adapter.save_pretrained(out)
+        weights = peft.get_peft_model_state_dict(model, save_embedding_layers=False)
+        safetensors.save_file(
+            {k: v.detach().contiguous() for k, v in weights.items()},
+            out / ADAPTER_WEIGHTS,
+            metadata={"format": "pt"},
+        )
+    else:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    info = {
+        "kind": config.mode,
+        "base": config.base,
+        "labels": list(LABELS),
+        "keep_label": LABELS.index("keep"),
+        "inputs": "passage text only (no question)",
+    }
+    (out / PRUNER_CONFIG).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _hardware(torch: Any) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text("utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[str, Any]:
+    """Runs data distillation and fine-tuning and saves the pruner to ``config.out``.
+
+    Args:
+        config: The run's settings.
+        teacher: A teacher to use instead of the one ``config`` names.
+
+    Returns:
+        The report also written to ``OUT/ragzip_pruner.json`` (``val``: metrics of the keep
+        class on the held-out passages; ``history``: one entry per epoch).
+
+    Raises:
+        ConfigError: The corpus gives fewer than 2 passages, or the settings are invalid.
+    """
+    started = time.perf_counter()
+    torch = require("torch", "training token pruners")
+    transformers = require("transformers", "training token pruners")
+    out = Path(config.out)
+    work = Path(config.work) if config.work else out
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    base = resolve_model(config.base).path
+    tokenizer = transformers.AutoTokenizer.from_pretrained(base)
+    passages = load_passages(
+        config.corpus, config.passage_words, records=config.records, documents=config.documents
+    )[: config.max_passages]
+    if len(passages) < 2:
+        raise ConfigError(f"the corpus gave {len(passages)} passage(s); at least 2 are needed")
+    teacher = teacher or _teacher(config, passages)
+    labels = label_passages(passages, tokenizer, teacher, work / "labels.jsonl", config.progress)
+    examples = _examples(passages, labels, tokenizer, config.max_length)
+    order = np.random.default_rng(config.seed).permutation(len(examples))
+    n_val = max(1, round(config.val_share * len(examples)))
+    val = [examples[i] for i in order[:n_val]]
+    train = [examples[i] for i in order[n_val:]]
+    pad = tokenizer.pad_token_id or 0
+
+    model = _student(base, config)
+    history = _fit(torch, model, train, val, pad, config, work / "train_state.pt")
     final = evaluate(torch, model, val, pad)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    _save(model, tokenizer, out, config)
     report = {
         "config": asdict(config),
         "teacher": teacher.name,
@@ -397,8 +484,11 @@ def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[st
         "train_examples": len(train),
         "val_examples": len(val),
         "keep_share": float(np.mean(np.concatenate(labels))) if labels else 0.0,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "val": final,
         "history": history,
+        "seconds": round(time.perf_counter() - started, 1),
+        "hardware": _hardware(torch),
     }
     (out / "ragzip_pruner.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report

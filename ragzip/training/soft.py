@@ -87,7 +87,7 @@ def make_windows(
 
 
 def _passages(corpus: tuple[str, ...]) -> list[Any]:
-    from ragzip.training.pruner import load_passages
+    from ragzip.training.corpus import load_passages
 
     # whole texts: a passage limit far above any document keeps them intact
     return load_passages(corpus, passage_words=1_000_000)

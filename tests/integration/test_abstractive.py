@@ -199,8 +199,8 @@ class CopyGenerator(LeadGenerator):
 
 def test_distillation_keeps_faithful_helpful_pairs_and_trains_a_student(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
-    from ragzip.training.distill import build_examples, train_student
     from ragzip.models import resolve_model
+    from ragzip.training.distill import build_examples, train_student
 
     docs = [d.to_dict() for d in DOCUMENTS]
     records = [

@@ -84,7 +84,6 @@ def test_outage_degrades_to_misses_with_one_warning(
     server.stop()  # type: ignore[attr-defined]
 
     caplog.set_level(logging.DEBUG, logger="ragzip.cache")
-    started = time.monotonic()
     for _ in range(3):  # the first failure opens the breaker: no more calls for 0.2 s
         assert redis.get("kept") is None
         redis.put("new", b"dropped")
@@ -94,8 +93,9 @@ def test_outage_degrades_to_misses_with_one_warning(
     time.sleep(0.25)  # breaker half-open: one more try, still down, no second warning
     assert redis.get("kept") is None
     tiered.put("during", b"outage")
-    assert time.monotonic() - started < 3.0  # no per-request timeouts piled up
-    assert redis.stats().errors >= 2
+    # 17 calls, but the breaker let only the first one and the half-open try reach Redis:
+    # no per-request timeouts piled up
+    assert 2 <= redis.stats().errors <= 4
     warnings = _warnings(caplog)
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     message = warnings[0].getMessage()

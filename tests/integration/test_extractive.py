@@ -12,11 +12,11 @@ import pytest
 from ragzip.compressors.document_rank import DocumentRankCompressor
 from ragzip.compressors.extractive import ExtractiveCompressor
 from ragzip.encoders.cross_encoder import CrossEncoderScorer
-from ragzip.tokens import get_counter
 from ragzip.models import resolve_model
 from ragzip.testing import DOCUMENTS, QUESTIONS, CompressorContract, FixtureQuestion, check_result
 from ragzip.testing.fixtures import document
 from ragzip.text import segment
+from ragzip.tokens import get_counter
 from ragzip.types import Budget, CompressionResult, Document
 
 pytestmark = pytest.mark.integration

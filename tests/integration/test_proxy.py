@@ -475,6 +475,6 @@ def test_shutdown_closes_the_shared_client():
         with serve(app) as url:
             r = httpx.post(f"{url}/v1/chat/completions", json=chat(), timeout=30)
             assert r.status_code == 200
-            client = proxy._client  # the lazily created shared client
+            client = proxy.upstream._client  # the lazily created shared client
             assert client is not None and not client.is_closed
-        assert client.is_closed and proxy._client is None
+        assert client.is_closed and proxy.upstream._client is None

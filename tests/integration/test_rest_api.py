@@ -21,8 +21,8 @@ from fastapi import FastAPI
 
 from ragzip.adapters.rest import ServerSettings, create_app
 from ragzip.adapters.rest.batching import batcher_of
-from ragzip.compressors.extractive import ExtractiveCompressor
 from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.extractive import ExtractiveCompressor
 from ragzip.types import CompressedDocument
 
 pytestmark = pytest.mark.integration

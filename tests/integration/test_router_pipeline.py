@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ragzip.middleware.pipeline import Pipeline
 from ragzip.compressors.router import RouterCompressor
+from ragzip.middleware.pipeline import Pipeline
 from ragzip.retrievers.faiss_index import FaissRetriever
 from ragzip.testing import CompressorContract
 from ragzip.types import Budget, Document

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ragzip.cli.showcase import compare, print_rows
-from ragzip.training.pruner import init_pruner
 from ragzip.testing.fixtures import DOCUMENTS
+from ragzip.training.pruner import init_pruner
 from ragzip.types import Budget
 
 

@@ -17,9 +17,9 @@ pytest.importorskip("peft")
 
 from ragzip.cache import MemoryCache, RedisCache, TieredCache  # noqa: E402
 from ragzip.encoders.soft import SoftCompressor, SoftConfig  # noqa: E402
-from ragzip.training.soft import SoftTrainConfig, train_soft  # noqa: E402
 from ragzip.errors import ConfigError, InvalidInputError, ModelNotFoundError  # noqa: E402
 from ragzip.generators.soft import SoftGenerator  # noqa: E402
+from ragzip.training.soft import SoftTrainConfig, train_soft  # noqa: E402
 
 DOCS = [
     {

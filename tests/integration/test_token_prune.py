@@ -7,6 +7,11 @@ with the llmlingua package itself (skipped when llmlingua is not installed).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +19,9 @@ import pytest
 
 from ragzip.compressors.token_prune import TokenPruneCompressor, TokenScorer
 from ragzip.compressors.token_prune.compressor import llmlingua_labels
-from ragzip.training.pruner import init_pruner
 from ragzip.testing import DOCUMENTS, QUESTIONS, CompressorContract, check_result
 from ragzip.testing.fixtures import large_document
+from ragzip.training.pruner import init_pruner
 from ragzip.types import Budget, Document
 
 pytestmark = pytest.mark.integration
@@ -184,18 +189,22 @@ class LongWordTeacher:
         return (ends - starts) >= 5
 
 
-def test_training_learns_resumes_and_loads_by_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("mode", "learning_rate"), [("full", 5e-4), ("lora", 3e-3)])
+def test_training_learns_resumes_and_loads_by_path(
+    tmp_path: Path, mode: str, learning_rate: float
+) -> None:
     from ragzip.training.pruner import TrainConfig, train_pruner
 
     out = tmp_path / "pruner"
     config = TrainConfig(
         out=str(out),
+        mode=mode,
         epochs=1,
         batch_size=4,
         max_length=64,
         max_passages=16,
         passage_words=40,
-        learning_rate=5e-4,
+        learning_rate=learning_rate,
         progress=False,
     )
     first = train_pruner(config, teacher=LongWordTeacher())
@@ -207,15 +216,52 @@ def test_training_learns_resumes_and_loads_by_path(tmp_path: Path) -> None:
     )
     assert [h["epoch"] for h in second["history"]] == [1, 2, 3]
     assert second["val"]["f1"] >= 0.75
+    saved = {p.name for p in out.iterdir()}
+    if mode == "lora":  # only the adapters, the head and small JSON files
+        assert {"adapter_model.safetensors", "adapter_config.json"} <= saved
+        assert not {"model.safetensors", "config.json"} & saved
+    else:
+        assert {"model.safetensors", "config.json"} <= saved
+    assert json.loads((out / "pruner_config.json").read_text())["base"] == "minilm"
     comp = TokenPruneCompressor(str(out), question_aware=False, tokenizer="words")
     result = comp.compress("", DOCUMENTS, Budget(ratio=3))
     kept = result.text().split()
     assert np.mean([len(w.strip(".,")) >= 5 for w in kept]) > 0.7
 
 
-def test_train_pruner_cli_with_the_offline_teacher(tmp_path: Path) -> None:
-    import json
+def test_lora_pruner_loads_as_peft_merges_it(tmp_path: Path) -> None:
+    # ragzip merges the adapters itself (no peft at inference); peft's own merge must agree.
+    peft = pytest.importorskip("peft")
+    import torch
+    import transformers
 
+    from ragzip.compressors.token_prune.model import load_pruner
+    from ragzip.models import resolve_model
+    from ragzip.training.pruner import TrainConfig, train_pruner
+
+    out = tmp_path / "lora"
+    config = TrainConfig(
+        out=str(out), epochs=1, max_steps=3, max_passages=8, learning_rate=1e-2, progress=False
+    )
+    train_pruner(config, teacher=LongWordTeacher())
+    tokenizer, merged = load_pruner(str(out))
+    base = transformers.AutoModelForTokenClassification.from_pretrained(
+        resolve_model("minilm").path, num_labels=2
+    )
+    reference = peft.PeftModel.from_pretrained(base, str(out)).merge_and_unload().eval()
+    untouched = transformers.AutoModelForTokenClassification.from_pretrained(
+        resolve_model("minilm").path, num_labels=2
+    ).eval()
+    inputs = tokenizer([DOCUMENTS[0].text], return_tensors="pt")
+    with torch.inference_mode():
+        ours, theirs = merged.eval()(**inputs).logits, reference(**inputs).logits
+        hidden = merged.base_model(**inputs).last_hidden_state
+        plain = untouched.base_model(**inputs).last_hidden_state
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert not torch.allclose(hidden, plain, atol=1e-4)  # the adapters did change the encoder
+
+
+def test_train_pruner_cli_with_the_offline_teacher(tmp_path: Path) -> None:
     from ragzip.cli.main import main
 
     corpus = tmp_path / "corpus.jsonl"
@@ -229,6 +275,8 @@ def test_train_pruner_cli_with_the_offline_teacher(tmp_path: Path) -> None:
             str(out),
             "--corpus",
             str(corpus),
+            "--mode",
+            "full",
             "--epochs",
             "1",
             "--max-steps",
@@ -245,3 +293,76 @@ def test_train_pruner_cli_with_the_offline_teacher(tmp_path: Path) -> None:
     assert report["teacher"] == "surprisal" and 0.3 < report["keep_share"] < 0.7
     assert 0.0 <= report["val"]["f1"] <= 1.0
     assert (out / "config.json").is_file()
+
+
+def test_train_pruner_cli_lora_on_nq20_records(tmp_path: Path, fixtures_dir: Path) -> None:
+    from ragzip.cli.main import main
+
+    out, work = tmp_path / "nq-pruner", tmp_path / "work"
+    args = ["train-pruner", "--out", str(out), "--work", str(work)]
+    args += ["--corpus", str(fixtures_dir / "nq20-mini.jsonl"), "--records", "1:3"]
+    args += ["--documents", "gold", "--teacher", "unigram", "--mode", "lora"]
+    args += ["--epochs", "1", "--max-steps", "2", "--passage-words", "40", "--quiet"]
+    assert main(args) == 0
+    report = json.loads((out / "ragzip_pruner.json").read_text())
+    assert report["teacher"] == "unigram" and report["config"]["records"] == "1:3"
+    assert report["passages"] >= 2 and report["seconds"] >= 0 and report["hardware"]["cores"]
+    assert {p.name for p in work.iterdir()} == {"labels.jsonl", "train_state.pt"}
+    assert not (out / "labels.jsonl").exists() and not (out / "train_state.pt").exists()
+    assert (out / "adapter_model.safetensors").stat().st_size < 8 * 1024 * 1024
+    comp = TokenPruneCompressor(str(out), tokenizer="words")
+    question = QUESTIONS[0]
+    budget = Budget(ratio=3)
+    result = comp.compress(question.question, DOCUMENTS, budget)
+    check_result(comp, result, DOCUMENTS, budget)
+
+
+# -- the packaged default ----------------------------------------------------------------------
+def test_packaged_default_is_small_and_documented() -> None:
+    from ragzip.compressors.token_prune.defaults import packaged_pruner_dir
+
+    folder = packaged_pruner_dir()
+    files = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
+    assert sum(files.values()) <= 8 * 1024 * 1024
+    assert {"adapter_model.safetensors", "adapter_config.json", "pruner_config.json"} <= set(files)
+    assert not {"model.safetensors", "train_state.pt", "labels.jsonl"} & set(files)
+    card = (folder / "MODEL_CARD.md").read_text("utf-8")
+    for needed in ("200", "999", "seed", "MIT", "CC BY-SA", "hit rate"):
+        assert needed in card
+    config = json.loads((folder / "pruner_config.json").read_text())
+    assert config["base"] == "minilm" and config["labels"] == ["drop", "keep"]
+
+
+def test_default_pruner_loads_offline_without_training_and_prunes() -> None:
+    # A fresh interpreter: the default must load from the package (offline, no cache), and
+    # neither the training recipes nor the test fixtures may be imported on the way.
+    script = """
+import json, sys
+from ragzip.compressors.token_prune import TokenPruneCompressor
+from ragzip.types import Budget
+docs = json.loads(sys.stdin.read())
+comp = TokenPruneCompressor(tokenizer="words")
+result = comp.compress(docs["question"], docs["documents"], Budget(ratio=4))
+loaded = sorted(m for m in sys.modules if m.startswith(("ragzip.training", "ragzip.testing")))
+print(json.dumps({"text": result.text(), "after": result.tokens_after,
+                  "before": result.tokens_before, "loaded": loaded}))
+"""
+    question = QUESTIONS[0]
+    payload = {"question": question.question, "documents": [d.text for d in DOCUMENTS]}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        env["RAGZIP_CACHE_DIR"] = cache
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            check=True,
+        )
+        assert not list(Path(cache).rglob("*.safetensors"))  # nothing trained into the cache
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == []
+    assert 0 < out["after"] <= out["before"] / 4
+    assert question.answer in out["text"]

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import pytest
 
-from ragzip.errors import InvalidInputError
 from ragzip.compressors.base import (
     BaseCompressor,
     Compressor,
@@ -16,8 +15,9 @@ from ragzip.compressors.base import (
     enforce_limit,
     truncate,
 )
-from ragzip.tokens import get_counter
+from ragzip.errors import InvalidInputError
 from ragzip.testing import KeywordCompressor
+from ragzip.tokens import get_counter
 from ragzip.types import Budget, CompressedDocument, Document, Span
 
 WORDS = get_counter("words")

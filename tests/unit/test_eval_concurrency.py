@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from ragzip.compressors.base import MethodOutput, Request
 from ragzip.compressors.truncate import TruncateCompressor
 from ragzip.errors import InvalidInputError
 from ragzip.eval.benchmarks import load_jsonl, run_eval
-from ragzip.compressors.base import MethodOutput, Request
 
 
 class SlowFirst(TruncateCompressor):

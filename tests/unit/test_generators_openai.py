@@ -20,7 +20,8 @@ import pytest
 
 from ragzip.errors import ConfigError, GenerationError, InvalidInputError
 from ragzip.generators import OpenAICompatibleGenerator, generators
-from ragzip.generators.openai_compat import SSEDecoder, _retry_after, iter_sse_data
+from ragzip.generators.openai_compat import SSEDecoder, iter_sse_data
+from ragzip.generators.retry import retry_after
 
 
 @dataclass
@@ -227,11 +228,11 @@ def test_429_honours_retry_after(server, gen):
 
 
 def test_retry_after_parses_seconds_and_http_dates():
-    assert _retry_after("2") == 2.0
-    assert _retry_after(None) is None
-    assert _retry_after("soon") is None
-    assert 8 < (_retry_after(formatdate(time.time() + 10, usegmt=True)) or 0) <= 10
-    assert _retry_after(formatdate(time.time() - 10, usegmt=True)) == 0.0
+    assert retry_after("2") == 2.0
+    assert retry_after(None) is None
+    assert retry_after("soon") is None
+    assert 8 < (retry_after(formatdate(time.time() + 10, usegmt=True)) or 0) <= 10
+    assert retry_after(formatdate(time.time() - 10, usegmt=True)) == 0.0
 
 
 def test_connection_refused_raises_after_retries():

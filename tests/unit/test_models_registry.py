@@ -17,7 +17,9 @@ from ragzip.models_cache import (
     loaded_models,
     max_loaded_models,
     set_max_loaded_models,
+    shared_component,
     shared_model,
+    spec_key,
 )
 
 
@@ -247,3 +249,33 @@ def test_bad_bi_encoder_name_is_a_config_error(fresh_registry: ModelCache) -> No
     with pytest.raises(ConfigError):
         get_bi_encoder("   ")
     assert len(fresh_registry) == 0
+
+
+# -- components built once per spec -------------------------------------------------------------
+def test_spec_key_normalises_the_model_parameter() -> None:
+    assert spec_key({"type": "t", "params": {"model": " SmolLM2-135M "}}) == spec_key(
+        {"params": {"model": "smollm2-135m"}, "type": "t"}
+    )
+    assert spec_key({"type": "t", "params": {"model": "a/B"}}) != spec_key(
+        {"type": "t", "params": {"model": "a/b"}}
+    )
+    with pytest.raises(ConfigError, match="model name"):
+        spec_key({"type": "t", "params": {"model": " "}})
+    with pytest.raises(ConfigError, match="name or a dict"):
+        spec_key(3)  # type: ignore[arg-type]
+
+
+def test_shared_component_builds_once_per_spec(fresh_registry: ModelCache) -> None:
+    built: list[str] = []
+
+    def build(tag: str) -> list[str]:
+        built.append(tag)
+        return [tag]
+
+    one = shared_component("generator", "transformers", lambda: build("a"))
+    assert shared_component("generator", {"type": "transformers"}, lambda: build("b")) is one
+    assert shared_component("compressor", "transformers", lambda: build("c")) is not one
+    assert built == ["a", "c"] and len(fresh_registry) == 2
+    own = ModelCache(1)  # an owner's own cache: apart from the process-wide one
+    assert shared_component("generator", "transformers", lambda: build("d"), own) == ["d"]
+    assert len(own) == 1 and len(fresh_registry) == 2

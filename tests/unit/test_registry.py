@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import pytest
 
+from ragzip.compressors.registry import compressors
 from ragzip.compressors.truncate import TruncateCompressor
 from ragzip.errors import ConfigError, UnknownComponentError
-from ragzip.compressors.registry import compressors
 from ragzip.registry import Registry, load_spec, validate_params
 
 

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from ragzip.adapters.rest.batching import MicroBatcher
+from ragzip.adapters.rest.batching import EmbeddingBatcher
 from ragzip.adapters.rest.errors import Overloaded, PayloadTooLarge, RequestTimeout
 from ragzip.adapters.rest.hardening import Limiter, check_input_size
 from ragzip.adapters.rest.service import spec_key
@@ -65,7 +65,7 @@ def test_batcher_merges_concurrent_calls_and_returns_each_its_rows() -> None:
         forwards.append(len(texts))
         return np.array([[float(t)] for t in texts])
 
-    batcher = MicroBatcher(embed, window_s=0.0)
+    batcher = EmbeddingBatcher(embed, window_s=0.0)
     inputs = [[str(i), str(i + 100)] for i in range(8)]
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(batcher, texts) for texts in inputs]
@@ -85,7 +85,7 @@ def test_batcher_passes_errors_to_every_caller_of_the_batch() -> None:
         raise RuntimeError("model broke")
 
     with pytest.raises(RuntimeError, match="model broke"):
-        MicroBatcher(fail)(["a"])
+        EmbeddingBatcher(fail)(["a"])
 
 
 async def test_limiter_bounds_concurrency_queue_and_time() -> None:
@@ -107,3 +107,30 @@ async def test_limiter_bounds_concurrency_queue_and_time() -> None:
     assert late.value.status == 503
     await asyncio.sleep(1.0)
     assert limiter.busy == 0
+
+
+def test_batcher_starts_a_new_forward_past_max_texts() -> None:
+    gate = threading.Event()
+    forwards: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        gate.wait(5)
+        forwards.append(texts)
+        return np.array([[float(t)] for t in texts])
+
+    batcher = EmbeddingBatcher(embed, window_s=0.0, max_texts=3)
+    inputs = [["0"], ["1", "2"], ["3", "4"], ["5"]]
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(batcher, inputs[0])]
+        while batcher.calls < 1:
+            time.sleep(0.001)
+        futures += [pool.submit(batcher, texts) for texts in inputs[1:]]
+        while batcher.calls < 4:
+            time.sleep(0.001)
+        gate.set()
+        results = [f.result() for f in futures]
+    for texts, rows in zip(inputs, results, strict=True):
+        assert rows[:, 0].tolist() == [float(t) for t in texts]
+    assert all(len(texts) <= 4 for texts in forwards)  # 3 texts, plus the call that crosses
+    assert batcher.forwards == len(forwards) >= 2
+    assert batcher.stats() == {"calls": 4, "forwards": len(forwards), "texts": 6}

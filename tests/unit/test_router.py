@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ragzip.errors import ConfigError
 from ragzip.compressors.registry import compressors
 from ragzip.compressors.router import RouterCompressor, detect_type
+from ragzip.errors import ConfigError
 from ragzip.types import Budget, Document
 
 pytest.importorskip("tree_sitter")

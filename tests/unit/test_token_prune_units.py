@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ragzip.compressors.registry import compressors
 from ragzip.compressors.token_prune.compressor import TokenPruneCompressor, _to_source, word_costs
 from ragzip.compressors.token_prune.defaults import PUBLISHED, resolve_pruner
 from ragzip.compressors.token_prune.words import (
@@ -18,7 +19,6 @@ from ragzip.compressors.token_prune.words import (
     select_within,
 )
 from ragzip.errors import ConfigError
-from ragzip.compressors.registry import compressors
 from ragzip.tokens import get_counter
 
 
@@ -208,4 +208,82 @@ def test_load_passages_reads_corpus_formats(tmp_path: pytest.TempPathFactory) ->
         "para two",
     ]
     assert passages[2].question == "q?" and passages[2].answers == ("three",)
-    assert len(load_passages()) >= 10  # the bundled demo corpus and fixtures
+    assert len(load_passages()) >= 10  # the bundled demo corpus
+
+
+def test_load_passages_takes_a_record_range_and_the_gold_documents(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    import json
+    from pathlib import Path
+
+    from ragzip.training.pruner import load_passages
+
+    nq = Path(str(tmp_path)) / "nq.jsonl"
+    rows = [
+        {
+            "id": i,
+            "question": f"q{i}?",
+            "answers": [f"gold{i}"],
+            "documents": [{"title": "x", "text": f"other {i}"}, {"title": "g", "text": f"gold{i}"}],
+            "gold_index": 1,
+        }
+        for i in range(5)
+    ]
+    nq.write_text("\n".join(json.dumps(r) for r in rows))
+    gold = load_passages([nq], records="1:3", documents="gold")
+    assert [(p.text, p.question, p.answers) for p in gold] == [
+        ("gold1", "q1?", ("gold1",)),
+        ("gold2", "q2?", ("gold2",)),
+    ]
+    assert [p.text for p in load_passages([nq], records="3:")] == [
+        "other 3",
+        "gold3",
+        "other 4",
+        "gold4",
+    ]
+
+
+@pytest.mark.parametrize("spec", ["200", "a:b", "5:5", "9:3", "-1:4"])
+def test_bad_record_ranges_say_how_to_write_one(spec: str) -> None:
+    from ragzip.training.pruner import TrainConfig, parse_records
+
+    with pytest.raises(ConfigError, match="START:STOP"):
+        parse_records(spec)
+    with pytest.raises(ConfigError):
+        TrainConfig(out="x", records=spec)
+    assert parse_records("200:1000") == slice(200, 1000)
+    assert parse_records(":200") == slice(0, 200)
+
+
+def test_train_config_rejects_unknown_modes_and_teachers() -> None:
+    from ragzip.training.pruner import TrainConfig
+
+    for bad in ({"mode": "qlora"}, {"teacher": "oracle"}, {"documents": "some"}):
+        with pytest.raises(ConfigError):
+            TrainConfig(out="x", **bad)  # type: ignore[arg-type]
+    assert TrainConfig(out="x").lr == 1e-3 and TrainConfig(out="x", mode="full").lr == 1e-4
+
+
+def test_unigram_teacher_keeps_rare_words_and_answers() -> None:
+    from ragzip.training.teachers import Passage, UnigramTeacher
+
+    corpus = ["the cat sat on the mat", "the dog and the cat", "the end of the story"]
+    teacher = UnigramTeacher(corpus, keep_rate=0.4)
+    assert teacher.information("zebra") > teacher.information("cat") > teacher.information("The")
+    assert teacher.information(",") == 0.0
+    text = "the cat met the zebra on the mat ."
+    words = words_of(text, [0.0] * 9)
+    labels = teacher.label(Passage(text, answers=("on",)), words.starts, words.ends)
+    kept = [w for w, k in zip(text.split(), labels.tolist(), strict=True) if k]
+    assert "zebra" in kept and "on" in kept and "the" not in kept and "." not in kept
+
+
+def test_default_pruner_resolves_to_the_packaged_adapters() -> None:
+    from pathlib import Path
+
+    from ragzip.compressors.token_prune.defaults import DEFAULT_PRUNER
+
+    folder = Path(resolve_pruner(DEFAULT_PRUNER))
+    assert folder.parts[-3:] == ("data", "models", "minilm-pruner")
+    assert (folder / "adapter_model.safetensors").is_file()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ragzip.errors import ConfigError
-from ragzip.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
 from ragzip.testing.fixtures import DOCUMENTS, INVALID_UTF8, UNICODE_TEXTS
 from ragzip.text import decode_text
+from ragzip.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
 
 
 def test_words_counts_whitespace_separated_words() -> None:

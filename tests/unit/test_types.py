@@ -235,3 +235,15 @@ def test_result_text_and_is_empty() -> None:
     assert two.text() == "a\nb" and two.text(" | ") == "a | b"
     assert not two.is_empty
     assert CompressionResult((), 0, 0, "words", "x").is_empty
+
+
+def test_by_source_groups_pieces_per_source_in_input_order() -> None:
+    pieces = (
+        CompressedDocument("first of 0.", "0", (Span(0, 11),)),
+        CompressedDocument("only of 2.", "2"),
+        CompressedDocument("second of 0.", "0", (Span(20, 32),)),
+    )
+    groups = CompressionResult(pieces, 10, 5, "words", "x").by_source()
+    assert list(groups) == ["0", "2"]
+    assert groups["0"] == (pieces[0], pieces[2]) and groups["2"] == (pieces[1],)
+    assert CompressionResult((), 0, 0, "words", "x").by_source() == {}

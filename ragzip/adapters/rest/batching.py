@@ -2,7 +2,7 @@
 
 Compression runs in worker threads, one request per thread. Without batching, two requests
 that both need sentence embeddings run two forwards of the same model side by side, each
-with a small batch. :class:`MicroBatcher` gathers the texts of all calls that arrive while a
+with a small batch. :class:`EmbeddingBatcher` gathers the texts of all calls that arrive while a
 forward is running (plus an optional short window) and embeds them in one call of the
 model; each caller gets back exactly its own rows.
 
@@ -18,36 +18,30 @@ in one process share it) and :func:`detach` removes it when the last user is gon
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MicroBatcher", "attach", "batcher_of", "detach"]
+from ragzip.batching import MicroBatcher
+
+__all__ = ["EmbeddingBatcher", "attach", "batcher_of", "detach"]
 
 
-@dataclass
-class _Job:
-    texts: list[str]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: np.ndarray | None = None
-    error: BaseException | None = None
+class EmbeddingBatcher:
+    """Runs ``fn`` once for the texts of all concurrent callers: a
+    :class:`~ragzip.batching.MicroBatcher` whose items are lists of texts.
 
-
-class MicroBatcher:
-    """Runs ``fn`` once for the texts of all concurrent callers.
-
-    The first caller of a round becomes its leader: it waits ``window_s`` (if any), then for
-    the previous forward to finish, takes every job waiting by then, runs ``fn`` on their
-    concatenated texts and hands each job its rows. Later callers of the round just wait.
+    A worker takes the first waiting call, waits ``window_s`` for company (if any), runs ``fn``
+    on the concatenated texts of the calls in hand and gives each caller its rows. Calls that
+    queue while a forward runs make up the next one.
 
     Args:
         fn: Embeds a list of texts into an array with one row per text.
-        window_s: Extra seconds a leader waits for company (0: batch only what queued up
-            while the previous forward ran, so an idle server adds no latency).
-        max_texts: A round stops taking jobs past this many texts; the rest lead the next.
+        window_s: Extra seconds to wait for company (0: batch only what queued up while the
+            previous forward ran, so an idle server adds no latency).
+        max_texts: A forward stops taking calls past this many texts; the rest make up the
+            next one.
     """
 
     def __init__(
@@ -60,65 +54,41 @@ class MicroBatcher:
         self.fn = fn
         self.window_s = window_s
         self.max_texts = max_texts
-        self._lock = threading.Lock()
-        self._forward = threading.Lock()
-        self._pending: list[_Job] = []
-        self._leader = False
-        self.calls = 0  # jobs submitted
-        self.forwards = 0  # forwards run
-        self.batched_texts = 0
+        self._batcher: MicroBatcher[list[str], np.ndarray] = MicroBatcher(
+            self._forward,
+            max_batch_size=max_texts,
+            max_wait_s=window_s,
+            name="ragzip-encode",
+            weight=len,
+        )
+
+    @property
+    def calls(self) -> int:
+        """Calls submitted so far."""
+        return self._batcher.calls
+
+    @property
+    def forwards(self) -> int:
+        """Batched forwards run so far."""
+        return self._batcher.batches
+
+    @property
+    def batched_texts(self) -> int:
+        return self._batcher.batched
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        job = _Job(list(texts))
-        with self._lock:
-            self.calls += 1
-            self._pending.append(job)
-            lead = not self._leader
-            if lead:
-                self._leader = True
-        if lead:
-            self._lead()
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
+        return self._batcher.submit(list(texts))
 
-    def _lead(self) -> None:
-        if self.window_s > 0:
-            time.sleep(self.window_s)
-        with self._forward:
-            with self._lock:
-                batch: list[_Job] = []
-                size = 0
-                while self._pending and (not batch or size < self.max_texts):
-                    job = self._pending.pop(0)
-                    batch.append(job)
-                    size += len(job.texts)
-                self._leader = False
-                if self._pending:  # leftovers: the next round needs a leader
-                    self._leader = True
-                    threading.Thread(target=self._lead, daemon=True).start()
-            self._run(batch)
-
-    def _run(self, batch: list[_Job]) -> None:
-        texts = [t for job in batch for t in job.texts]
-        try:
-            vectors = self.fn(texts)
-            if len(vectors) != len(texts):
-                raise RuntimeError(f"batched encode returned {len(vectors)} rows for {len(texts)}")
-        except BaseException as exc:
-            for job in batch:
-                job.error = exc
-                job.done.set()
-            return
-        self.forwards += 1
-        self.batched_texts += len(texts)
-        start = 0
-        for job in batch:
-            job.result = vectors[start : start + len(job.texts)]
-            start += len(job.texts)
-            job.done.set()
+    def _forward(self, calls: list[list[str]]) -> list[np.ndarray]:
+        texts = [t for call in calls for t in call]
+        vectors = self.fn(texts)
+        if len(vectors) != len(texts):
+            raise RuntimeError(f"batched encode returned {len(vectors)} rows for {len(texts)}")
+        rows, start = [], 0
+        for call in calls:
+            rows.append(vectors[start : start + len(call)])
+            start += len(call)
+        return rows
 
     def stats(self) -> dict[str, int]:
         return {"calls": self.calls, "forwards": self.forwards, "texts": self.batched_texts}
@@ -129,16 +99,16 @@ _users: dict[int, int] = {}
 _registry_lock = threading.Lock()
 
 
-def attach(encoder: Any, window_s: float = 0.001) -> MicroBatcher | None:
+def attach(encoder: Any, window_s: float = 0.001) -> EmbeddingBatcher | None:
     """Routes ``encoder._encode`` through a shared batcher; returns it (``None`` if the
     encoder has no ``_encode`` to batch). Call :func:`detach` once per :func:`attach`."""
     original = getattr(type(encoder), "_encode", None)
     if original is None:
         return None
     with _registry_lock:
-        batcher: MicroBatcher | None = getattr(encoder, _ATTR, None)
+        batcher: EmbeddingBatcher | None = getattr(encoder, _ATTR, None)
         if batcher is None:
-            batcher = MicroBatcher(lambda texts: original(encoder, texts), window_s=window_s)
+            batcher = EmbeddingBatcher(lambda texts: original(encoder, texts), window_s=window_s)
             setattr(encoder, _ATTR, batcher)
             encoder._encode = batcher  # instance attribute shadows the method
         _users[id(encoder)] = _users.get(id(encoder), 0) + 1
@@ -159,7 +129,7 @@ def detach(encoder: Any) -> None:
                 delattr(encoder, "_encode")
 
 
-def batcher_of(encoder: Any) -> MicroBatcher | None:
+def batcher_of(encoder: Any) -> EmbeddingBatcher | None:
     """The batcher attached to ``encoder``, if any."""
-    batcher: MicroBatcher | None = getattr(encoder, _ATTR, None)
+    batcher: EmbeddingBatcher | None = getattr(encoder, _ATTR, None)
     return batcher

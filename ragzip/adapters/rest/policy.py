@@ -21,8 +21,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from ragzip.adapters.rest.settings import ServerSettings
-from ragzip.errors import ConfigError, UnknownComponentError
 from ragzip.compressors.registry import compressors
+from ragzip.errors import ConfigError, UnknownComponentError
 from ragzip.types import Budget
 
 __all__ = ["RequestPolicy", "Spec"]

@@ -1,12 +1,11 @@
-"""The HTTP routes. Handlers translate wire schemas to ragzip calls and back; errors go to
-:mod:`ragzip.adapters.rest.errors`, limits to :mod:`ragzip.adapters.rest.hardening`."""
+"""The HTTP routes. Handlers translate wire schemas to ragzip calls and back
+(:mod:`ragzip.adapters.rest.convert`); errors go to :mod:`ragzip.adapters.rest.errors`, limits
+to :mod:`ragzip.adapters.rest.hardening`, streamed answers to
+:mod:`ragzip.adapters.rest.events`."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -15,16 +14,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ragzip.adapters.rest.errors import NotConfigured, describe, log_unexpected
-from ragzip.adapters.rest.hardening import Limiter, Slot, check_input_size
+from ragzip.adapters.rest.convert import budget_of, documents_of, spec_of, stats_of, texts_of
+from ragzip.adapters.rest.errors import NotConfigured
+from ragzip.adapters.rest.events import answer_events
+from ragzip.adapters.rest.hardening import Limiter, check_input_size
 from ragzip.adapters.rest.metrics import Metrics
 from ragzip.adapters.rest.schemas import (
-    BudgetIn,
-    CompressorSpec,
     CompressorsResponse,
     CompressRequest,
     CompressResponse,
-    DocumentIn,
     ErrorBody,
     HealthResponse,
     QueryRequest,
@@ -33,12 +31,12 @@ from ragzip.adapters.rest.schemas import (
     RetrieveResponse,
 )
 from ragzip.adapters.rest.service import Services
-from ragzip.errors import RagzipError
 from ragzip.compressors.base import Compressor
-from ragzip.middleware.pipeline import Pipeline, PipelineResult, Prepared
 from ragzip.compressors.registry import compressors
+from ragzip.errors import RagzipError
+from ragzip.middleware.pipeline import Pipeline, PipelineResult, Prepared
 from ragzip.text import scrub
-from ragzip.types import Budget, CompressionResult
+from ragzip.types import CompressionResult
 
 __all__ = ["api_router", "probe_router"]
 
@@ -62,59 +60,6 @@ def _state(request: Request) -> State:
     return state
 
 
-# -- conversions ---------------------------------------------------------------------------------
-def _spec(spec: CompressorSpec | str | None) -> str | dict[str, Any] | None:
-    if isinstance(spec, CompressorSpec):
-        return {"type": spec.type, "params": spec.params}
-    return spec
-
-
-def _budget(services: Services, budget: BudgetIn | float | None) -> Budget:
-    if budget is None:
-        return services.budget(None)
-    if isinstance(budget, BudgetIn):
-        asked = Budget(
-            ratio=budget.ratio,
-            tokens=budget.tokens,
-            keep=tuple(scrub(k) for k in budget.keep),
-            keep_patterns=tuple(scrub(p) for p in budget.keep_patterns),
-        )
-    else:
-        asked = Budget.of(budget)
-    return services.budget(asked)
-
-
-def _documents(items: Sequence[DocumentIn | str]) -> list[str | dict[str, Any]]:
-    """Plain documents; lone surrogates (valid JSON, invalid UTF-8) become U+FFFD."""
-    out: list[str | dict[str, Any]] = []
-    for item in items:
-        if isinstance(item, str):
-            out.append(scrub(item))
-        else:
-            doc: dict[str, Any] = {"text": scrub(item.text), "metadata": item.metadata or {}}
-            if item.id is not None:
-                doc["id"] = scrub(item.id)
-            out.append(doc)
-    return out
-
-
-def _texts(documents: Sequence[str | Mapping[str, Any]]) -> list[str]:
-    return [d if isinstance(d, str) else str(d["text"]) for d in documents]
-
-
-def _stats(result: CompressionResult, timings: Mapping[str, float] | None = None) -> dict[str, Any]:
-    data = result.to_dict()
-    return {
-        "tokens_before": data["tokens_before"],
-        "tokens_after": data["tokens_after"],
-        "ratio": data["ratio"],
-        "timings": {k: round(v, 6) for k, v in (timings or result.timings).items()},
-        "compressor": data["compressor"],
-        "tokenizer": data["tokenizer"],
-        "dropped_ids": data["dropped_ids"],
-    }
-
-
 def _checked(state: State, compressor: Compressor, query: str, texts: list[str]) -> None:
     s = state.services.settings
     check_input_size(
@@ -131,22 +76,22 @@ def _checked(state: State, compressor: Compressor, query: str, texts: list[str])
 async def compress(body: CompressRequest, request: Request) -> dict[str, Any]:
     """Compresses documents for a query within a budget."""
     state = _state(request)
-    compressor = state.services.compressor(_spec(body.compressor))
-    budget = _budget(state.services, body.budget)
-    documents = _documents(body.documents)
+    compressor = state.services.compressor(spec_of(body.compressor))
+    budget = budget_of(state.services, body.budget)
+    documents = documents_of(body.documents)
     query = scrub(body.query)
     if len(documents) > state.services.settings.max_documents:  # refuse before taking a slot
-        _checked(state, compressor, "", _texts(documents))
+        _checked(state, compressor, "", texts_of(documents))
 
     def work() -> CompressionResult:
-        _checked(state, compressor, query, _texts(documents))
+        _checked(state, compressor, query, texts_of(documents))
         return compressor.compress(query, documents, budget)
 
     result = await state.limiter.run(work)
     _observe(state, result)
     return {
         "documents": [d.to_dict() for d in result.documents],
-        "stats": _stats(result),
+        "stats": stats_of(result),
     }
 
 
@@ -183,13 +128,13 @@ def _pipeline(state: State, body: QueryRequest) -> tuple[Pipeline, Compressor]:
             "this server has no index to retrieve from: pass documents, or start it with "
             "--index (index_dir)"
         )
-    compressor = services.compressor(_spec(body.compressor))
+    compressor = services.compressor(spec_of(body.compressor))
     max_tokens = min(body.max_tokens or settings.max_answer_tokens, settings.max_answer_tokens)
     pipeline = Pipeline(
         compressor,
         services.retriever,
         services.generator,
-        budget=_budget(services, body.budget),
+        budget=budget_of(services, body.budget),
         top_k=body.top_k or settings.top_k,
         max_tokens=max_tokens,
     )
@@ -212,15 +157,15 @@ async def query(body: QueryRequest, request: Request) -> Any:
     """
     state = _state(request)
     pipeline, compressor = _pipeline(state, body)
-    documents = _documents(body.documents) if body.documents is not None else None
+    documents = documents_of(body.documents) if body.documents is not None else None
     question = scrub(body.query)
     if body.stream and pipeline.generator is None:
         raise NotConfigured("this server has no generator to stream from (generator setting)")
     if documents is not None and len(documents) > state.services.settings.max_documents:
-        _checked(state, compressor, "", _texts(documents))
+        _checked(state, compressor, "", texts_of(documents))
 
     def prepare() -> Prepared:
-        _checked(state, compressor, question, _texts(documents or []))
+        _checked(state, compressor, question, texts_of(documents or []))
         prepared = pipeline.prepare(question, documents)
         _checked(state, compressor, question, [h.document.text for h in prepared.retrieved])
         return prepared
@@ -238,7 +183,7 @@ async def query(body: QueryRequest, request: Request) -> Any:
             "context": result.context,
             "documents": [d.to_dict() for d in result.compression.documents],
             "retrieved_ids": [h.document.id for h in result.retrieved],
-            "stats": _stats(result.compression, result.timings),
+            "stats": stats_of(result.compression, result.timings),
         }
     stack = AsyncExitStack()
     held = await stack.enter_async_context(state.limiter.slot())
@@ -250,7 +195,9 @@ async def query(body: QueryRequest, request: Request) -> Any:
         raise
     _observe(state, prepared.compression)
     return StreamingResponse(
-        _stream(state, held, stack, deltas, prepared),
+        answer_events(
+            held, stack, deltas, prepared, log_documents=state.services.settings.log_documents
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -258,58 +205,6 @@ async def query(body: QueryRequest, request: Request) -> Any:
 
 def _observe(state: State, result: CompressionResult) -> None:
     state.metrics.observe_compression(result.compressor, result.tokens_before, result.tokens_after)
-
-
-def _event(name: str, data: Any) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-async def _stream(
-    state: State,
-    held: Slot,
-    stack: AsyncExitStack,
-    deltas: AsyncIterator[str],
-    prepared: Prepared,
-) -> AsyncIterator[bytes]:
-    """The answer as server-sent events, within the slot and deadline ``held``."""
-    answer: list[str] = []
-    timings = dict(prepared.timings)
-    try:
-        start = time.perf_counter()
-        try:
-            while True:
-                try:
-                    delta = await asyncio.wait_for(deltas.__anext__(), held.left())
-                except StopAsyncIteration:
-                    break
-                answer.append(delta)
-                yield _event("delta", {"text": delta})
-        finally:
-            await _aclose(deltas)
-        timings["generate"] = time.perf_counter() - start
-    except Exception as exc:
-        status, kind, message, _ = describe(exc)
-        if status == 500:
-            log_unexpected(exc, "/v1/query", state.services.settings.log_documents)
-        yield _event("error", {"error": {"type": kind, "message": message}})
-        return
-    finally:
-        await stack.aclose()
-    timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    yield _event(
-        "stats",
-        {
-            "answer": "".join(answer).strip(),
-            "retrieved_ids": [h.document.id for h in prepared.retrieved],
-            "stats": _stats(prepared.compression, timings),
-        },
-    )
-
-
-async def _aclose(iterator: AsyncIterator[str]) -> None:
-    close = getattr(iterator, "aclose", None)
-    if close is not None:
-        await close()
 
 
 @api_router.get("/v1/compressors", response_model=CompressorsResponse, tags=["compression"])

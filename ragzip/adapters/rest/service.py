@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ragzip.adapters.rest import batching
 from ragzip.adapters.rest.policy import RequestPolicy
 from ragzip.adapters.rest.settings import ServerSettings
-from ragzip.cache import ArrayCache, ByteCache, make_cache
-from ragzip.errors import ConfigError, InvalidInputError, RagzipError
+from ragzip.cache import ByteCache, make_cache
 from ragzip.compressors.base import Compressor
 from ragzip.compressors.registry import compressors
+from ragzip.errors import ConfigError, InvalidInputError, RagzipError
+from ragzip.models_cache import ModelCache, shared_component, spec_key
 from ragzip.tokens import get_counter
 from ragzip.types import Budget
 
@@ -26,19 +24,13 @@ logger = logging.getLogger("ragzip.server")
 _MAX_CACHED = 32
 
 
-def spec_key(spec: str | Mapping[str, Any]) -> str:
-    """A canonical JSON key of a compressor spec (``"x"`` and ``{"type": "x"}`` are equal)."""
-    if isinstance(spec, str):
-        spec = {"type": spec}
-    plain = {**dict(spec), "params": dict(spec.get("params") or {})}
-    return json.dumps(plain, sort_keys=True, default=str)
-
-
 class Services:
     """Builds, caches, warms and releases what the routes use.
 
-    Compressors built from request specs are cached by :func:`spec_key` (at most 32, least
-    recently used evicted), so repeated requests reuse loaded models; bi-encoders are shared
+    Compressors built from request specs are cached by
+    :func:`~ragzip.models_cache.spec_key` in a :class:`~ragzip.models_cache.ModelCache` of the
+    server's own (at most 32, least recently used evicted; concurrent requests for one spec
+    wait for one build), so repeated requests reuse loaded models; bi-encoders are shared
     process-wide anyway (:func:`~ragzip.encoders.bi_encoder.get_bi_encoder`). With the
     ``cache`` setting, every encoder the server uses stores its embeddings there too (so
     replicas pointed at one Redis share them; a Redis outage falls back to computing).
@@ -64,8 +56,7 @@ class Services:
         self._overrides = dict(compressor_overrides or {})
         self.policy = RequestPolicy(settings, self._overrides)
         self.cache: ByteCache | None = make_cache(settings.cache) if settings.cache else None
-        self._cache: OrderedDict[str, Compressor] = OrderedDict()
-        self._lock = threading.Lock()
+        self._compressors = ModelCache(_MAX_CACHED)
         self.default_spec: str | dict[str, Any] = settings.compressor
         try:
             self.default_budget = Budget.of(settings.budget)
@@ -136,12 +127,12 @@ class Services:
         if override is not None:
             return override
         spec = self.policy.spec(requested)
-        key = spec_key(spec)
-        with self._lock:
-            found = self._cache.get(key)
-            if found is not None:
-                self._cache.move_to_end(key)
-                return found
+        built: Compressor = shared_component(
+            "compressor", spec, lambda: self._build(spec), self._compressors
+        )
+        return built
+
+    def _build(self, spec: str | Mapping[str, Any]) -> Compressor:
         try:
             built: Compressor = compressors.build(spec)  # cheap: models load on first use
         except ValueError as exc:  # an option a compressor rejects is a bad request, not a 500
@@ -150,10 +141,6 @@ class Services:
             raise ConfigError(f"invalid compressor options: {exc}") from exc
         self.on_build()
         self._prepare(built)
-        with self._lock:
-            self._cache[key] = built
-            while len(self._cache) > _MAX_CACHED:
-                self._cache.popitem(last=False)
         return built
 
     def budget(self, budget: Budget | None) -> Budget:
@@ -171,8 +158,7 @@ class Services:
     # -- encoders -------------------------------------------------------------------------------
     def encoders(self) -> Iterator[Any]:
         """Bi-encoders of the cached compressors and the retriever (for metrics)."""
-        with self._lock:
-            components: list[Any] = [*self._cache.values(), self.retriever]
+        components: list[Any] = [*self._compressors.values(), self.retriever]
         for component in components:
             yield from _encoders_of(component)
 
@@ -185,7 +171,7 @@ class Services:
                 continue
             self._seen.append(encoder)
             if self.cache is not None and encoder.shared_cache is None:
-                encoder.shared_cache = ArrayCache(self.cache, "emb")
+                encoder.shared_cache = self.cache  # embeddings under its "emb" namespace
             if (
                 self.settings.batching
                 and batching.attach(encoder, self.settings.batch_window_ms / 1000) is not None

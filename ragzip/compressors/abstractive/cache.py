@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ragzip.cache import ByteCache
+from ragzip.cache.base import ByteCache
+from ragzip.cache.lru import LRU
+from ragzip.cache.typed import TEXT, TypedCache
 
 __all__ = ["SHARED_CACHE", "SummaryCache", "file_cache", "summary_key"]
 
@@ -27,8 +27,9 @@ def summary_key(**parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8", "replace")).hexdigest()
 
 
-class SummaryCache:
-    """A thread-safe LRU of generated summaries with hit and miss counters.
+class SummaryCache(TypedCache[str]):
+    """A thread-safe LRU of generated summaries with hit and miss counters: a
+    :class:`~ragzip.cache.TypedCache` of text under the ``summary`` namespace.
 
     Args:
         max_items: Summaries kept in memory (0: the cache stores nothing).
@@ -37,84 +38,39 @@ class SummaryCache:
             hit there is copied into memory.
     """
 
-    _NAMESPACE = "summary:"
-
     def __init__(
         self,
         max_items: int = 4096,
         path: str | Path | None = None,
         backend: ByteCache | None = None,
     ) -> None:
+        memory: LRU[str, str] = LRU(max(max_items, 0))
+        super().__init__(backend if max_items > 0 else None, "summary", TEXT, local=memory)
         self.max_items = max_items
         self.path = Path(path) if path is not None else None
-        self.backend = backend
-        self._data: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._file_lock = threading.Lock()
         if self.path is not None and self.path.is_file():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
                     item = json.loads(line)
-                    self._data[str(item["key"])] = str(item["value"])
+                    key, value = str(item["key"]), str(item["value"])
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut by a crash: skip it
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-                self.hits += 1
-                return value
-        value = self._from_backend(key)
-        with self._lock:
-            if value is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            self._remember(key, value)
-            return value
-
-    def _from_backend(self, key: str) -> str | None:
-        if self.backend is None or self.max_items <= 0:
-            return None
-        blob = self.backend.get(self._NAMESPACE + key)
-        if blob is None:
-            return None
-        try:
-            return blob.decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError:
-            return None  # not ours: a miss
-
-    def _remember(self, key: str, value: str) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_items:
-            self._data.popitem(last=False)
+                memory.put(key, value)
 
     def put(self, key: str, value: str) -> None:
         if self.max_items <= 0:
             return
-        if self.backend is not None:
-            self.backend.put(self._NAMESPACE + key, value.encode("utf-8", "surrogatepass"))
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_items:
-                self._data.popitem(last=False)
-            if self.path is not None:
+        self.put_many({key: value})
+        if self.path is not None:
+            with self._file_lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as f:
                     f.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
 
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self.hits = self.misses = 0
-
     def __len__(self) -> int:
-        return len(self._data)
+        """Summaries held in memory."""
+        return len(self.local) if self.local is not None else 0
 
 
 SHARED_CACHE = SummaryCache()

@@ -18,50 +18,47 @@ runs it in a thread). With the ``openai`` generator the calls reach the server c
 where vLLM batches them; the local ``transformers`` generator serializes them, unless it is
 built with ``batch_size > 1`` (``{"type": "transformers", "params": {"model": ...,
 "batch_size": 8}}``), which merges concurrent summaries into one batched forward pass.
+
+Settings live in :mod:`.config`, the prompt and summary length in :mod:`.summary`, fitting and
+attribution in :mod:`.assemble`; this module holds the stages, the shared generators and the
+summary cache.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
+from ragzip.compressors.abstractive.assemble import assemble, fill, fit
 from ragzip.compressors.abstractive.cache import (
     SHARED_CACHE,
     SummaryCache,
     file_cache,
     summary_key,
 )
-from ragzip.compressors.abstractive.guard import GuardedSentence, SourceSentence, guard
-from ragzip.compressors.abstractive.parsing import DEFAULT_SENTINEL, clean_summary, is_sentinel
-from ragzip.compressors.extractive import ExtractiveCompressor
-from ragzip.encoders.bi_encoder import get_bi_encoder
-from ragzip.errors import ConfigError
-from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
-from ragzip.compressors.registry import compressors
-from ragzip.tokens import DEFAULT_COUNTER
-from ragzip.models import normalize_model_name
-from ragzip.models_cache import loaded_models
-from ragzip.text import scrub, segment, sentences
-from ragzip.types import Budget, CompressedDocument, Span
-
-__all__ = ["DEFAULT_GENERATOR", "DEFAULT_PROMPT", "AbstractiveCompressor"]
-
-DEFAULT_GENERATOR: dict[str, Any] = {"type": "transformers", "params": {"model": "smollm2-135m"}}
-DEFAULT_PROMPT = (
-    "Read the facts below and write a short summary, in at most {words} words, of the facts "
-    "that help answer the question. Copy names, numbers and dates exactly. If no fact helps "
-    "answer the question, reply {sentinel}.\n\n"
-    "Facts:\n{documents}\n\n"
-    "Question: {query}\n"
-    "Summary:"
+from ragzip.compressors.abstractive.config import (
+    DEFAULT_GENERATOR,
+    DEFAULT_PROMPT,
+    AbstractiveConfig,
+    GuardAction,
 )
-# Summary lengths are rounded down to these, so nearby budgets share cached summaries.
-_LENGTHS = (12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-_TERMINAL = re.compile(r"[.!?][\"')\]]*\s*$")
+from ragzip.compressors.abstractive.guard import GuardedSentence, SourceSentence, guard
+from ragzip.compressors.abstractive.parsing import is_sentinel
+from ragzip.compressors.abstractive.summary import Draft, render_prompt, summary_words
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.extractive import ExtractiveCompressor
+from ragzip.compressors.registry import compressors
+from ragzip.encoders.bi_encoder import get_bi_encoder
+from ragzip.models_cache import shared_component
+from ragzip.text import segment, sentences
+from ragzip.tokens import DEFAULT_COUNTER
+from ragzip.types import Budget
+
+__all__ = ["DEFAULT_GENERATOR", "DEFAULT_PROMPT", "AbstractiveCompressor", "AbstractiveConfig"]
+
+_D = AbstractiveConfig()  # the defaults of the constructor's keywords
 
 # Generator parameters that change how requests are scheduled, not what is generated: left out
 # of summary cache keys, so batched and unbatched runs share cached summaries.
@@ -71,8 +68,8 @@ _SCHEDULING_PARAMS = frozenset({"batch_size", "batch_wait_ms"})
 def shared_generator(spec: Mapping[str, Any] | str) -> Any:
     """One generator per spec in the process, so compressors share a loaded model.
 
-    Generators live in the bounded registry of :mod:`ragzip.models_cache`, keyed by the spec
-    with its ``model`` parameter normalised (:func:`~ragzip.models.normalize_model_name`), so
+    Generators live in the bounded registry of :mod:`ragzip.models_cache`, keyed by the
+    canonical :func:`~ragzip.models_cache.spec_key` (its ``model`` parameter normalised), so
     spellings of one model share an instance (built from the first spec seen).
 
     Raises:
@@ -80,14 +77,7 @@ def shared_generator(spec: Mapping[str, Any] | str) -> Any:
     """
     from ragzip.generators.registry import generators
 
-    keyed: Mapping[str, Any] | str = spec
-    params = spec.get("params") if isinstance(spec, Mapping) else None
-    if isinstance(spec, Mapping) and isinstance(params, Mapping) and "model" in params:
-        model = params["model"]
-        model = normalize_model_name(model) if isinstance(model, str) else model
-        keyed = {**spec, "params": {**params, "model": model}}
-    key = ("generator", json.dumps(keyed, sort_keys=True, default=str))
-    return loaded_models().get_or_load(key, lambda: generators.build(spec))
+    return shared_component("generator", spec, lambda: generators.build(spec))
 
 
 def _cache_identity(generator: Any) -> Any:
@@ -101,47 +91,24 @@ def _cache_identity(generator: Any) -> Any:
     return spec
 
 
-@dataclass(frozen=True)
-class _Draft:
-    """The summary of one request before the guard."""
-
-    text: str  # cleaned summary
-    raw: str
-    cached: bool
-    complete: bool  # the generator ended its last sentence
-
-
 @compressors.register("abstractive")
 class AbstractiveCompressor(BaseCompressor):
     """Query-focused summaries with selective augmentation and a faithfulness guard.
+
+    The keywords are the fields of :class:`.AbstractiveConfig` (documented there), kept as
+    :attr:`config`; each is also readable as an attribute (``compressor.guard_threshold``).
+    :meth:`from_config` builds one from a config.
 
     Args:
         generator: Generator spec (``{"type": ..., "params": ...}``) or name; by default the
             local SmolLM2-135M-Instruct. ``{"type": "openai", "params": {"base_url": ...,
             "model": ...}}`` uses any OpenAI-compatible server (vLLM in production).
-        prompt: Template with ``{documents}``, ``{query}``, ``{words}`` and ``{sentinel}``.
-        max_summary_words: Longest summary asked for, whatever the budget.
-        min_summary_words: Below this many words of budget no summary is written; the best
-            source sentence is returned instead (cut to fit).
-        tokens_per_word: Generator tokens allowed per word asked for (``max_tokens``).
-        sentinel: What the generator answers when nothing helps (matched case-insensitively).
-        min_relevance: Selective augmentation threshold (bi-encoder cosine of the best
-            document); ``None`` leaves the decision to the generator's sentinel alone.
-        guard: Check summary sentences against the source (``False`` keeps them all).
-        guard_threshold: Support (0..1) a summary sentence needs to stay.
-        guard_action: ``"replace"`` unsupported sentences with the best supporting source
-            sentence, or ``"drop"`` them.
-        lexical_weight: Weight of lexical support against cosine similarity in the guard.
-        fill: Spend budget the summary leaves unused on the most relevant source sentences,
-            verbatim (a hybrid: small generators write one short sentence).
-        extractive_prefilter: Pick the most relevant sentences first (essential on CPU);
-            ``False`` reads the leading sentences of each document.
-        prefilter_tokens: Tokens (of ``tokenizer``) of source sentences the generator reads.
-        encoder: Bi-encoder of the prefilter and the guard.
-        temperature: Generation temperature (0 is greedy and deterministic).
-        cache_size: Summaries kept in the process-wide cache (0 disables caching).
-        cache_path: A JSON-lines file that keeps summaries across processes (evaluations).
+        prompt, max_summary_words, ..., cache_path: The other fields of
+            :class:`AbstractiveConfig`, with its defaults.
         tokenizer: Token counter name.
+
+    Raises:
+        ConfigError: an invalid setting (see :class:`AbstractiveConfig`).
 
     Example:
         >>> comp = AbstractiveCompressor(tokenizer="words")
@@ -151,74 +118,55 @@ class AbstractiveCompressor(BaseCompressor):
 
     name = "abstractive"
     request_params: ClassVar[frozenset[str]] = frozenset(
-        {
-            "extractive_prefilter",
-            "fill",
-            "guard",
-            "guard_action",
-            "guard_threshold",
-            "lexical_weight",
-            "max_summary_words",
-            "min_relevance",
-            "min_summary_words",
-            "prefilter_tokens",
-            "temperature",
-        }
-    )
+        {"extractive_prefilter", "fill", "guard", "guard_action", "guard_threshold",
+         "lexical_weight", "max_summary_words", "min_relevance", "min_summary_words",
+         "prefilter_tokens", "temperature"}
+    )  # fmt: skip
 
     def __init__(
         self,
         generator: str | dict[str, Any] | None = None,
         *,
-        prompt: str = DEFAULT_PROMPT,
-        max_summary_words: int = 64,
-        min_summary_words: int = 8,
-        tokens_per_word: float = 1.6,
-        sentinel: str = DEFAULT_SENTINEL,
-        min_relevance: float | None = None,
-        guard: bool = True,
-        guard_threshold: float = 0.6,
-        guard_action: Literal["replace", "drop"] = "replace",
-        lexical_weight: float = 0.6,
-        fill: bool = False,
-        extractive_prefilter: bool = True,
-        prefilter_tokens: int = 200,
-        encoder: str = "minilm",
-        temperature: float = 0.0,
-        cache_size: int = 4096,
-        cache_path: str | None = None,
+        prompt: str = _D.prompt,
+        max_summary_words: int = _D.max_summary_words,
+        min_summary_words: int = _D.min_summary_words,
+        tokens_per_word: float = _D.tokens_per_word,
+        sentinel: str = _D.sentinel,
+        min_relevance: float | None = _D.min_relevance,
+        guard: bool = _D.guard,
+        guard_threshold: float = _D.guard_threshold,
+        guard_action: GuardAction = _D.guard_action,
+        lexical_weight: float = _D.lexical_weight,
+        fill: bool = _D.fill,
+        extractive_prefilter: bool = _D.extractive_prefilter,
+        prefilter_tokens: int = _D.prefilter_tokens,
+        encoder: str = _D.encoder,
+        temperature: float = _D.temperature,
+        cache_size: int = _D.cache_size,
+        cache_path: str | None = _D.cache_path,
         tokenizer: str = DEFAULT_COUNTER,
     ) -> None:
         super().__init__(tokenizer=tokenizer)
-        for field in ("{documents}", "{words}"):
-            if field not in prompt:
-                raise ConfigError(f"prompt must contain {field}; got {prompt[:80]!r}")
-        if guard_action not in ("replace", "drop"):
-            raise ConfigError(f"guard_action must be 'replace' or 'drop', got {guard_action!r}")
-        if not 0.0 <= guard_threshold <= 1.0 or not 0.0 <= lexical_weight <= 1.0:
-            raise ConfigError("guard_threshold and lexical_weight must lie in [0, 1]")
-        if min_summary_words < 1 or max_summary_words < min_summary_words:
-            raise ConfigError("need 1 <= min_summary_words <= max_summary_words")
-        if prefilter_tokens < 1 or tokens_per_word <= 0:
-            raise ConfigError("prefilter_tokens and tokens_per_word must be positive")
-        self.generator = dict(generator) if isinstance(generator, Mapping) else generator
-        self.prompt = prompt
-        self.max_summary_words = max_summary_words
-        self.min_summary_words = min_summary_words
-        self.tokens_per_word = tokens_per_word
-        self.sentinel = sentinel
-        self.min_relevance = min_relevance
-        self.guard = guard
-        self.guard_threshold = guard_threshold
-        self.guard_action = guard_action
-        self.lexical_weight = lexical_weight
-        self.fill = fill
-        self.extractive_prefilter = extractive_prefilter
-        self.prefilter_tokens = prefilter_tokens
-        self.encoder = encoder
-        self.temperature = temperature
-        self.cache_size = cache_size
-        self.cache_path = cache_path
+        self.config = AbstractiveConfig(
+            generator=generator,
+            prompt=prompt,
+            max_summary_words=max_summary_words,
+            min_summary_words=min_summary_words,
+            tokens_per_word=tokens_per_word,
+            sentinel=sentinel,
+            min_relevance=min_relevance,
+            guard=guard,
+            guard_threshold=guard_threshold,
+            guard_action=guard_action,
+            lexical_weight=lexical_weight,
+            fill=fill,
+            extractive_prefilter=extractive_prefilter,
+            prefilter_tokens=prefilter_tokens,
+            encoder=encoder,
+            temperature=temperature,
+            cache_size=cache_size,
+            cache_path=cache_path,
+        )
         if cache_path:
             self.cache = file_cache(cache_path)
         else:
@@ -227,32 +175,26 @@ class AbstractiveCompressor(BaseCompressor):
             encoder, tokenizer=tokenizer, min_relevance=min_relevance
         )
 
+    @classmethod
+    def from_config(
+        cls, config: AbstractiveConfig, *, tokenizer: str = DEFAULT_COUNTER
+    ) -> AbstractiveCompressor:
+        """A compressor with the settings of ``config``."""
+        return cls(**config.to_params(), tokenizer=tokenizer)
+
+    def __getattr__(self, name: str) -> Any:
+        # The settings, read-only: ``compressor.sentinel`` is ``compressor.config.sentinel``.
+        config = self.__dict__.get("config")
+        if config is not None and name in _SETTINGS:
+            return getattr(config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def params(self) -> dict[str, Any]:
-        names = [
-            "generator",
-            "prompt",
-            "max_summary_words",
-            "min_summary_words",
-            "tokens_per_word",
-            "sentinel",
-            "min_relevance",
-            "guard",
-            "guard_threshold",
-            "guard_action",
-            "lexical_weight",
-            "fill",
-            "extractive_prefilter",
-            "prefilter_tokens",
-            "encoder",
-            "temperature",
-            "cache_size",
-            "cache_path",
-        ]
-        return {**super().params(), **{n: getattr(self, n) for n in names}}
+        return {**super().params(), **self.config.to_params()}
 
     @property
     def generator_spec(self) -> dict[str, Any] | str:
-        return self.generator if self.generator is not None else DEFAULT_GENERATOR
+        return self.config.generator_spec
 
     def _generator(self) -> Any:
         return shared_generator(self.generator_spec)
@@ -269,7 +211,7 @@ class AbstractiveCompressor(BaseCompressor):
             return MethodOutput([], {"augmented": False})
         with request.timer("prefilter"):
             sources, scores, relevance = self._sources(request)
-        threshold = self.min_relevance
+        threshold = self.config.min_relevance
         if threshold is not None and relevance is not None and relevance < threshold:
             return MethodOutput([], {"augmented": False, "relevance": relevance})
         if not sources:
@@ -279,19 +221,19 @@ class AbstractiveCompressor(BaseCompressor):
         room = request.limit - sum(request.count(s.text) for s in forced)
         info: dict[str, Any] = {"augmented": True, "relevance": relevance}
         if forced and room <= 0:  # must-keep sentences take the whole budget
-            return MethodOutput(self._assemble(request, forced, [], sources, scores), info)
+            return MethodOutput(assemble(request, forced, [], sources, scores), info)
         words = self._summary_words(request, sources, room)
         if words is None:  # no summary fits: the best source sentence, cut by the base
             best = [GuardedSentence(sources[0].text, 0, 1.0, replaced=True)]
             return MethodOutput(
-                self._assemble(request, forced, best, sources, scores),
+                assemble(request, forced, best, sources, scores),
                 {**info, "summary": "", "fallback": "extractive"},
             )
         with request.timer("generate"):
             draft = self._summarize(request, sources, words)
         info.update(summary=draft.text, cached=draft.cached, words_asked=words)
-        if is_sentinel(draft.text, self.sentinel):
-            kept = self._assemble(request, forced, [], sources, scores)
+        if is_sentinel(draft.text, self.config.sentinel):
+            kept = assemble(request, forced, [], sources, scores)
             return MethodOutput(kept, {**info, "augmented": bool(kept), "sentinel": True})
         claims = sentences(draft.text)
         if not draft.complete and len(claims) > 1:
@@ -300,36 +242,36 @@ class AbstractiveCompressor(BaseCompressor):
             report = guard(
                 claims,
                 sources,
-                get_bi_encoder(self.encoder).encode,
-                threshold=self.guard_threshold,
-                action=self.guard_action,
-                lexical_weight=self.lexical_weight,
-                enabled=self.guard,
+                get_bi_encoder(self.config.encoder).encode,
+                threshold=self.config.guard_threshold,
+                action=self.config.guard_action,
+                lexical_weight=self.config.lexical_weight,
+                enabled=self.config.guard,
             )
         info["guard"] = report.counts()
-        fitted = self._fit(request, list(report.sentences), room)
+        fitted = fit(request, list(report.sentences), room)
         info["sentences_kept"] = len(fitted)
-        if self.fill:
-            fitted = self._fill(request, fitted, sources, room)
+        if self.config.fill:
+            fitted = fill(request, fitted, sources, room)
             info["sentences_filled"] = len(fitted) - info["sentences_kept"]
-        return MethodOutput(self._assemble(request, forced, fitted, sources, scores), info)
+        return MethodOutput(assemble(request, forced, fitted, sources, scores), info)
 
     def _sources(
         self, request: Request
     ) -> tuple[list[SourceSentence], dict[int, float], float | None]:
         """Source sentences, most relevant document first, with document scores."""
-        if not self.extractive_prefilter:
+        if not self.config.extractive_prefilter:
             picked: list[SourceSentence] = []
             used = 0
             for i, doc in enumerate(request.documents):
                 for span in segment(doc.text)[:8]:
                     text = doc.text[span.start : span.end]
                     used += request.count(text)
-                    if used > self.prefilter_tokens and picked:
+                    if used > self.config.prefilter_tokens and picked:
                         return picked, {}, None
                     picked.append(SourceSentence(text, i, span.start, span.end))
             return picked, {}, None
-        budget = Budget(tokens=self.prefilter_tokens)
+        budget = Budget(tokens=self.config.prefilter_tokens)
         result = self._prefilter.compress(request.query, request.documents, budget)
         relevance = result.info.get("relevance")
         index = {d.id: i for i, d in enumerate(request.documents)}
@@ -365,35 +307,24 @@ class AbstractiveCompressor(BaseCompressor):
         self, request: Request, sources: list[SourceSentence], room: int
     ) -> int | None:
         """Words to ask for: the budget in words, rounded down to a cached length."""
-        sample = " ".join(s.text for s in sources)
-        units = max(request.count(sample), 1)
-        words = room * len(sample.split()) / units
-        words = min(words, self.max_summary_words)
-        if words < self.min_summary_words:
-            return None
-        fitting = [n for n in _LENGTHS if n <= words]
-        return fitting[-1] if fitting else int(words)
-
-    def _render(self, query: str, sources: list[SourceSentence], words: int) -> str:
-        facts = "\n".join(f"- {s.text}" for s in sources)
-        return scrub(
-            self.prompt.format(
-                documents=facts,
-                query=query.strip() or "(none: summarise the main facts)",
-                words=words,
-                sentinel=self.sentinel,
-            )
+        config = self.config
+        return summary_words(
+            request, sources, room, config.min_summary_words, config.max_summary_words
         )
 
-    def _summarize(self, request: Request, sources: list[SourceSentence], words: int) -> _Draft:
+    def _render(self, query: str, sources: list[SourceSentence], words: int) -> str:
+        return render_prompt(self.config.prompt, query, sources, words, self.config.sentinel)
+
+    def _summarize(self, request: Request, sources: list[SourceSentence], words: int) -> Draft:
         prompt = self._render(request.query, sources, words)
-        max_tokens = max(8, math.ceil(words * self.tokens_per_word))
+        temperature = self.config.temperature
+        max_tokens = max(8, math.ceil(words * self.config.tokens_per_word))
         generator = self._generator()
         key = summary_key(
             generator=_cache_identity(generator),
             prompt=prompt,
             max_tokens=max_tokens,
-            temperature=self.temperature,
+            temperature=temperature,
         )
         raw = self.cache.get(key)
         cached = raw is not None
@@ -401,85 +332,12 @@ class AbstractiveCompressor(BaseCompressor):
             generation = generator.generate(
                 [{"role": "user", "content": prompt}],
                 max_tokens=max_tokens,
-                temperature=self.temperature,
+                temperature=temperature,
             )
             raw = str(generation.text)
-            if self.temperature == 0.0:
+            if temperature == 0.0:
                 self.cache.put(key, raw)
-        complete = bool(_TERMINAL.search(raw.strip())) or is_sentinel(clean_summary(raw))
-        return _Draft(clean_summary(raw), raw, cached, complete)
+        return Draft.of(raw, cached)
 
-    def _fit(
-        self, request: Request, kept: list[GuardedSentence], room: int
-    ) -> list[GuardedSentence]:
-        """Whole sentences, in order, while they fit; the first one always, unless must-keep
-        sentences take room (the base cuts what straddles the limit)."""
-        fitted: list[GuardedSentence] = []
-        used = 0
-        for sentence in kept:
-            size = request.count(sentence.text)
-            if (fitted or room < request.limit) and used + size > room:
-                continue
-            fitted.append(sentence)
-            used += size
-        return fitted
 
-    def _fill(
-        self,
-        request: Request,
-        fitted: list[GuardedSentence],
-        sources: list[SourceSentence],
-        room: int,
-    ) -> list[GuardedSentence]:
-        """Adds source sentences, most relevant first, verbatim, while they fit."""
-        used = sum(request.count(g.text) for g in fitted)
-        present = {g.text.strip() for g in fitted}
-        out = list(fitted)
-        for j, source in enumerate(sources):
-            size = request.count(source.text)
-            if source.text.strip() in present or used + size > room:
-                continue
-            out.append(GuardedSentence(source.text, j, 1.0, replaced=True))
-            present.add(source.text.strip())
-            used += size
-        return out
-
-    def _assemble(
-        self,
-        request: Request,
-        forced: list[SourceSentence],
-        kept: list[GuardedSentence],
-        sources: list[SourceSentence],
-        scores: dict[int, float],
-    ) -> list[CompressedDocument]:
-        """One document per source document, holding the sentences attributed to it."""
-        best_doc = sources[0].doc if sources else 0
-        parts: dict[int, list[tuple[str, Span | None]]] = {}
-        seen: set[str] = set()
-        for s in forced:
-            if s.text not in seen:
-                seen.add(s.text)
-                parts.setdefault(s.doc, []).append((s.text, Span(s.start, s.end)))
-        for g in kept:
-            if g.text in seen:
-                continue
-            seen.add(g.text)
-            if g.source >= 0:
-                src = sources[g.source]
-                span = Span(src.start, src.end) if g.replaced else None
-                parts.setdefault(src.doc, []).append((g.text, span))
-            else:
-                parts.setdefault(best_doc, []).append((g.text, None))
-        documents = []
-        for i, items in parts.items():
-            doc = request.documents[i]
-            documents.append(
-                CompressedDocument(
-                    text=" ".join(text for text, _ in items),
-                    source_id=doc.id,
-                    spans=tuple(span for _, span in items if span is not None),
-                    score=scores.get(i),
-                    metadata={**doc.metadata, "abstractive": True},
-                )
-            )
-        return documents
+_SETTINGS = frozenset(f.name for f in dataclasses.fields(AbstractiveConfig))

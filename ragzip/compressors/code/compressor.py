@@ -14,57 +14,41 @@
    the language's comment syntax (``# ... 37 lines omitted``). Optionally the signatures of
    dropped functions are added while budget remains (``skeleton=True``). The result holds
    ``Request.limit`` exactly: pieces are dropped, lowest-ranked first, until the count fits.
+
+Lines and rendering live in :mod:`.layout`, the fine stage in :mod:`.fine` (blocks from
+:mod:`.blocks`, chosen by :mod:`.knapsack`); this module ranks, selects and fits.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
 
-from ragzip.compressors.code.chunking import Chunk, chunk_code, comment_prefix, detect_language
-from ragzip.compressors.code.scoring import ChunkScorer, Scoring
-from ragzip.errors import ConfigError
 from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.code.blocks import Spans
+from ragzip.compressors.code.chunking import Chunk, comment_prefix
+from ragzip.compressors.code.fine import FORCED, FineStage
+from ragzip.compressors.code.knapsack import knapsack
+from ragzip.compressors.code.layout import (
+    Elision,
+    Piece,
+    SourceLines,
+    chunk_text,
+    has_text,
+    marker,
+    prepare,
+    render,
+)
+from ragzip.compressors.code.scoring import ChunkScorer, Scoring
 from ragzip.compressors.registry import compressors
+from ragzip.errors import ConfigError
 from ragzip.registry import check_choice
 from ragzip.tokens import DEFAULT_COUNTER
-from ragzip.text import segment
-from ragzip.types import CompressedDocument, Span
+from ragzip.types import CompressedDocument
 
-__all__ = ["CodeCompressor"]
-
-_FORCED = 1e6
-_MAX_CELLS = 4000  # knapsack capacity resolution
-_MIN_SPLIT_ROOM = 16  # tokens: below this, perplexity block boundaries are not worth an LM pass
-
-
-@dataclass
-class _Doc:
-    text: str
-    language: str | None
-    is_code: bool
-    offsets: list[int]  # character offset of each line start, plus len(text)
-    lines: list[str]
-    chunks: list[Chunk]
-
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        """Character span of lines ``[start, end)`` without the final line break."""
-        return self.offsets[start], self.offsets[start] + len(
-            self.text[self.offsets[start] : self.offsets[end]].rstrip(
-                "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-            )
-        )
-
-
-@dataclass(frozen=True)
-class _Piece:
-    doc: int
-    start: int  # character span
-    end: int
-    priority: float
+__all__ = ["CodeCompressor", "knapsack"]
 
 
 @compressors.register("code")
@@ -99,19 +83,9 @@ class CodeCompressor(BaseCompressor):
 
     name = "code"
     request_params: ClassVar[frozenset[str]] = frozenset(
-        {
-            "block_split",
-            "elision",
-            "fine_share",
-            "fine_top",
-            "lm_top",
-            "lm_weight",
-            "max_block_lines",
-            "max_chunk_tokens",
-            "scoring",
-            "skeleton",
-        }
-    )
+        {"block_split", "elision", "fine_share", "fine_top", "lm_top", "lm_weight",
+         "max_block_lines", "max_chunk_tokens", "scoring", "skeleton"}
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -126,7 +100,7 @@ class CodeCompressor(BaseCompressor):
         fine_share: float = 0.5,
         max_block_lines: int = 6,
         block_split: Literal["lines", "perplexity"] = "lines",
-        elision: Literal["count", "short", "none"] = "count",
+        elision: Elision = "count",
         skeleton: bool = False,
         tokenizer: str = DEFAULT_COUNTER,
     ) -> None:
@@ -173,17 +147,17 @@ class CodeCompressor(BaseCompressor):
     # -- stages ------------------------------------------------------------------------------
     def _compress(self, request: Request) -> MethodOutput:
         with request.timer("chunk"):
-            docs = [self._prepare(d.text, dict(d.metadata)) for d in request.documents]
-            units = [(i, c) for i, d in enumerate(docs) for c in d.chunks if self._has_text(d, c)]
+            docs = [prepare(d.text, dict(d.metadata)) for d in request.documents]
+            units = [(i, c) for i, d in enumerate(docs) for c in d.chunks if has_text(d, c)]
         if not units:
             return MethodOutput([])
-        texts = [self._chunk_text(docs[i], c) for i, c in units]
+        texts = [chunk_text(docs[i], c) for i, c in units]
         with request.timer("score"):
             comment = comment_prefix(next((d.language for d in docs if d.is_code), None))
             names = [_describe(c) for _, c in units]
             scores = self.scorer.score(request.query, texts, comment, prefixes=names)
             priority = scores + np.array(
-                [_FORCED if request.budget.must_keep(t) else 0.0 for t in texts]
+                [FORCED if request.budget.must_keep(t) else 0.0 for t in texts]
             )
         with request.timer("select"):
             pieces = self._select(request, docs, units, texts, priority)
@@ -198,44 +172,25 @@ class CodeCompressor(BaseCompressor):
         }
         return MethodOutput(self._documents(request, docs, kept), info)
 
-    def _prepare(self, text: str, metadata: dict[str, object]) -> _Doc:
-        language = detect_language(text, metadata)
-        lines = text.splitlines(keepends=True)
-        offsets = [0]
-        for line in lines:
-            offsets.append(offsets[-1] + len(line))
-        bare = [ln.rstrip("\r\n") for ln in lines]
-        chunks = chunk_code(text, language) if language else chunk_code(text, "text")
-        return _Doc(text, language, language is not None, offsets, bare, chunks)
-
     @staticmethod
-    def _has_text(doc: _Doc, chunk: Chunk) -> bool:
-        return any(ln.strip() for ln in doc.lines[chunk.start : chunk.end])
+    def _prepare(text: str, metadata: dict[str, object]) -> SourceLines:
+        return prepare(text, metadata)
 
-    @staticmethod
-    def _chunk_text(doc: _Doc, chunk: Chunk) -> str:
-        start, end = doc.span(chunk.start, chunk.end)
-        return doc.text[start:end]
-
-    def _marker(self, doc: _Doc, omitted: int, indent: str = "") -> str:
-        if self.elision == "none":
-            return ""
-        comment = comment_prefix(doc.language)
-        if not doc.is_code:
-            return "..."
-        if self.elision == "short":
-            return f"{indent}{comment} ..."
-        return f"{indent}{comment} ... {omitted} lines omitted"
+    def _marker(self, doc: SourceLines, omitted: int, indent: str = "") -> str:
+        return marker(doc, omitted, self.elision, indent)
 
     def _select(
         self,
         request: Request,
-        docs: list[_Doc],
+        docs: list[SourceLines],
         units: list[tuple[int, Chunk]],
         texts: list[str],
         priority: np.ndarray,
-    ) -> list[_Piece]:
-        marker = request.count(self._marker(docs[0], 100, "    ")) if self.elision != "none" else 0
+    ) -> list[Piece]:
+        marker_cost = (
+            request.count(self._marker(docs[0], 100, "    ")) if self.elision != "none" else 0
+        )
+        fine = self._fine_stage()
         position: dict[int, tuple[int, int]] = {}  # unit -> (its doc's unit count, index)
         per_doc: dict[int, list[int]] = {}
         for j, (i, _) in enumerate(units):
@@ -245,13 +200,13 @@ class CodeCompressor(BaseCompressor):
                 position[j] = (len(members), k)
         kept = np.zeros(len(units), dtype=bool)
         remaining = request.limit
-        pieces: list[_Piece] = []
+        pieces: list[Piece] = []
         pruned = 0
         for j in np.argsort(-priority, kind="stable").tolist():
             if remaining <= 0:
                 break
             i, chunk = units[j]
-            extra = marker * self._new_gaps(kept, per_doc[i], position[j])
+            extra = marker_cost * self._new_gaps(kept, per_doc[i], position[j])
             cost = request.count(texts[j]) + extra
             # Adaptive budget: one chunk gets at most ``fine_share`` of the limit (pruned to
             # blocks beyond it), so a long top-ranked chunk cannot crowd out the next ones.
@@ -264,11 +219,10 @@ class CodeCompressor(BaseCompressor):
                 continue
             chosen: list[tuple[int, int]] = []
             if pruned < self.fine_top:
-                chosen, used = self._fine(
-                    request, docs[i], chunk, min(remaining, share) - extra, marker
-                )
+                capacity = min(remaining, share) - extra
+                chosen, used = fine.prune(request, docs[i], chunk, capacity, marker_cost)
             if chosen:
-                pieces += [_Piece(i, s, e, float(priority[j])) for s, e in chosen]
+                pieces += [Piece(i, s, e, float(priority[j])) for s, e in chosen]
                 remaining -= used + extra
                 kept[j] = True
                 pruned += 1
@@ -277,9 +231,10 @@ class CodeCompressor(BaseCompressor):
                 remaining -= cost
                 kept[j] = True
             elif pruned < self.fine_top:
-                chosen, used = self._fine(request, docs[i], chunk, remaining - extra, marker)
+                capacity = remaining - extra
+                chosen, used = fine.prune(request, docs[i], chunk, capacity, marker_cost)
                 if chosen:
-                    pieces += [_Piece(i, s, e, float(priority[j])) for s, e in chosen]
+                    pieces += [Piece(i, s, e, float(priority[j])) for s, e in chosen]
                     remaining -= used + extra
                     kept[j] = True
                     pruned += 1
@@ -287,13 +242,13 @@ class CodeCompressor(BaseCompressor):
             j = int(np.argmax(priority))
             i, chunk = units[j]
             start, end = docs[i].span(chunk.start, chunk.end)
-            pieces.append(_Piece(i, start, end, float(priority[j])))
+            pieces.append(Piece(i, start, end, float(priority[j])))
         return pieces
 
     @staticmethod
-    def _keep(pieces: list[_Piece], doc: _Doc, i: int, chunk: Chunk, priority: float) -> None:
+    def _keep(pieces: list[Piece], doc: SourceLines, i: int, chunk: Chunk, priority: float) -> None:
         start, end = doc.span(chunk.start, chunk.end)
-        pieces.append(_Piece(i, start, end, float(priority)))
+        pieces.append(Piece(i, start, end, float(priority)))
 
     @staticmethod
     def _new_gaps(kept: np.ndarray, members: list[int], where: tuple[int, int]) -> int:
@@ -306,89 +261,25 @@ class CodeCompressor(BaseCompressor):
         return int(before) + int(after) - 1
 
     def _blocks(
-        self, doc: _Doc, chunk: Chunk, split_lm: bool = False
-    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """(header spans, body block spans) of a chunk, as character spans.
+        self, doc: SourceLines, chunk: Chunk, split_lm: bool = False
+    ) -> tuple[Spans, Spans]:
+        return self._fine_stage().blocks(doc, chunk, split_lm)
 
-        Body blocks end at blank lines, after ``max_block_lines`` lines, and, with ``split_lm``,
-        before a line whose LM perplexity peaks (higher than both neighbours and than the
-        body's mean by half a standard deviation): LongCodeZip's perplexity block boundaries.
-        """
-        if not doc.is_code:
-            start, end = doc.span(chunk.start, chunk.end)
-            spans = [(start + s.start, start + s.end) for s in segment(doc.text[start:end])]
-            return [], spans
-        header_end = chunk.start
-        if chunk.is_definition or chunk.kind == "class":
-            for k in range(chunk.start, min(chunk.end, chunk.start + 12)):
-                stripped = doc.lines[k].strip()
-                header_end = k + 1
-                if stripped.startswith(("@", "#", "//", "/*", "*")) or not stripped:
-                    continue
-                if stripped.endswith((":", "{", "}", ";")) or "{" in stripped:
-                    break
-        header = [doc.span(chunk.start, header_end)] if header_end > chunk.start else []
-        body: list[tuple[int, int]] = []
-        peaks = self._peaks(doc, chunk.start, header_end, chunk.end) if split_lm else set()
-        start = header_end
-        for k in range(header_end, chunk.end + 1):
-            blank = k < chunk.end and not doc.lines[k].strip()
-            peak = k in peaks and k > start
-            if k == chunk.end or blank or peak or k - start >= self.max_block_lines:
-                if any(ln.strip() for ln in doc.lines[start:k]):
-                    first = next(x for x in range(start, k) if doc.lines[x].strip())
-                    body.append(doc.span(first, k))
-                start = k + 1 if blank else k
-        return header, body
-
-    def _peaks(self, doc: _Doc, context: int, start: int, end: int) -> set[int]:
-        """Lines in ``[start, end)`` where the LM's perplexity peaks (block boundaries); lines
-        from ``context`` on (the chunk's header) are read first."""
-        nll = self.scorer.lm.line_surprisal(doc.lines[context:end])[start - context :]
-        filled = np.where(np.isnan(nll), -np.inf, nll)
-        known = nll[~np.isnan(nll)]
-        if known.size < 3:
-            return set()
-        level = float(known.mean() + 0.5 * known.std())
-        peaks = set()
-        for k in range(1, len(filled) - 1):
-            if filled[k] > level and filled[k] > filled[k - 1] and filled[k] >= filled[k + 1]:
-                peaks.add(start + k)
-        return peaks
-
-    def _fine(
-        self, request: Request, doc: _Doc, chunk: Chunk, capacity: int, marker: int
-    ) -> tuple[list[tuple[int, int]], int]:
-        header, body = self._blocks(doc, chunk)
-        header_cost = sum(request.count(doc.text[s:e]) for s, e in header)
-        room = capacity - header_cost - marker
-        if room < 0 or (not body and not header):
-            return [], 0
-        if self.block_split == "perplexity" and doc.is_code and room >= _MIN_SPLIT_ROOM:
-            header, body = self._blocks(doc, chunk, split_lm=True)  # the LM pass, when it pays
-        texts = [doc.text[s:e] for s, e in body]
-        weights = np.array([request.count(t) + (marker + 1) // 2 for t in texts], dtype=np.int64)
-        forced = [request.budget.must_keep(t) for t in texts]
-        relevance = self.scorer.similarity(request.query, texts) if texts else np.zeros(0)
-        lines = np.array([max(1, t.count("\n") + 1) for t in texts], dtype=np.float64)
-        values = lines * (1.0 + np.clip(relevance, 0.0, None)) + np.array(forced) * _FORCED
-        picked = knapsack(values, weights, room)
-        chosen = header + [body[k] for k in picked]
-        used = header_cost + marker + int(weights[picked].sum())
-        return sorted(chosen), used
+    def _fine_stage(self) -> FineStage:
+        return FineStage(self.scorer, self.max_block_lines, self.block_split)
 
     def _skeleton(
         self,
         request: Request,
-        docs: list[_Doc],
+        docs: list[SourceLines],
         units: list[tuple[int, Chunk]],
-        pieces: list[_Piece],
+        pieces: list[Piece],
         priority: np.ndarray,
-    ) -> list[_Piece]:
+    ) -> list[Piece]:
         used = sum(request.count(docs[p.doc].text[p.start : p.end]) for p in pieces)
         remaining = request.limit - used - 2 * len(pieces)
         covered = {(p.doc, p.start) for p in pieces}
-        extra: list[_Piece] = []
+        extra: list[Piece] = []
         for j in np.argsort(-priority, kind="stable").tolist():
             i, chunk = units[j]
             if not chunk.is_definition:
@@ -398,58 +289,33 @@ class CodeCompressor(BaseCompressor):
                 continue
             cost = request.count(docs[i].text[header[0][0] : header[0][1]]) + 2
             if cost <= remaining:
-                extra.append(_Piece(i, *header[0], float(priority[j]) - _FORCED))
+                extra.append(Piece(i, *header[0], float(priority[j]) - FORCED))
                 remaining -= cost
         return extra
 
     # -- output ------------------------------------------------------------------------------
     def _fit(
-        self, request: Request, docs: list[_Doc], pieces: list[_Piece]
-    ) -> dict[int, list[_Piece]]:
+        self, request: Request, docs: list[SourceLines], pieces: list[Piece]
+    ) -> dict[int, list[Piece]]:
         """Drops the lowest-priority pieces until the rendered documents fit the limit."""
         pieces = sorted(pieces, key=lambda p: -p.priority)
         while True:
-            by_doc: dict[int, list[_Piece]] = {}
+            by_doc: dict[int, list[Piece]] = {}
             for p in pieces:
                 by_doc.setdefault(p.doc, []).append(p)
-            total = sum(request.count(self._render(docs[i], ps)[0]) for i, ps in by_doc.items())
+            total = sum(
+                request.count(render(docs[i], ps, self.elision)[0]) for i, ps in by_doc.items()
+            )
             if total <= request.limit or len(pieces) <= 1:
                 return by_doc
             pieces = pieces[:-1]
 
-    def _render(self, doc: _Doc, pieces: list[_Piece]) -> tuple[str, list[Span]]:
-        spans: list[list[int]] = []
-        for p in sorted(pieces, key=lambda p: p.start):
-            if spans and not doc.text[spans[-1][1] : p.start].strip():
-                spans[-1][1] = max(spans[-1][1], p.end)
-            else:
-                spans.append([p.start, p.end])
-        parts: list[str] = []
-        position = 0
-        sep = "\n" if doc.is_code else " "
-        for start, end in spans:
-            gap = doc.text[position:start]
-            if gap.strip():
-                marker = self._marker(
-                    doc, _line_count(gap, position == 0), _indent(doc.text, start)
-                )
-                if marker:
-                    parts.append(marker)
-            parts.append(doc.text[start:end])
-            position = end
-        tail = doc.text[position:]
-        if tail.strip():
-            marker = self._marker(doc, _line_count(tail, position == 0, True), "")
-            if marker:
-                parts.append(marker)
-        return sep.join(parts), [Span(s, e) for s, e in spans]
-
     def _documents(
-        self, request: Request, docs: list[_Doc], kept: dict[int, list[_Piece]]
+        self, request: Request, docs: list[SourceLines], kept: dict[int, list[Piece]]
     ) -> list[CompressedDocument]:
         result = []
         for i, pieces in kept.items():
-            text, spans = self._render(docs[i], pieces)
+            text, spans = render(docs[i], pieces, self.elision)
             source = request.documents[i]
             result.append(
                 CompressedDocument(
@@ -475,45 +341,3 @@ def _describe(chunk: Chunk) -> str:
     for part in re.split(r"[^A-Za-z0-9]+", chunk.name):
         words += re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", part).lower().split()
     return " ".join(words) + "\n" if words else ""
-
-
-def _indent(text: str, start: int) -> str:
-    line = text[start : text.find("\n", start) if "\n" in text[start:] else len(text)]
-    return line[: len(line) - len(line.lstrip())]
-
-
-def _line_count(gap: str, leading: bool, trailing: bool = False) -> int:
-    """Lines in an omitted gap between two kept line spans (or before the first/after the last)."""
-    breaks = gap.count("\n")
-    return max(1, breaks + (1 if leading else 0) + (1 if trailing else 0) - 1)
-
-
-def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> list[int]:
-    """0/1 knapsack: indices maximizing the value within ``capacity`` (weights >= 0).
-
-    Capacities above a few thousand are rescaled (weights rounded up), so the result always
-    fits. Items of zero weight are always taken.
-    """
-    n = len(values)
-    if n == 0 or capacity < 0:
-        return []
-    scale = max(1.0, capacity / _MAX_CELLS)
-    w = np.ceil(np.asarray(weights, dtype=np.float64) / scale).astype(np.int64)
-    cap = int(capacity // scale)
-    best = np.zeros(cap + 1, dtype=np.float64)
-    take = np.zeros((n, cap + 1), dtype=bool)
-    for k in range(n):
-        if w[k] > cap:
-            continue
-        candidate = np.full(cap + 1, -np.inf)
-        candidate[w[k] :] = best[: cap + 1 - w[k]] + values[k]
-        better = candidate > best
-        take[k] = better
-        best = np.where(better, candidate, best)
-    picked = []
-    c = cap
-    for k in range(n - 1, -1, -1):
-        if take[k, c]:
-            picked.append(k)
-            c -= int(w[k])
-    return sorted(picked)

@@ -26,63 +26,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-import struct
-from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from ragzip.cache.base import ByteCache
+from ragzip.cache.lru import LRU
+from ragzip.cache.typed import FLOAT, TypedCache
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
+from ragzip.lm import load_lm
 from ragzip.registry import check_choice
-
-if TYPE_CHECKING:
-    from ragzip.cache import ByteCache
 
 __all__ = ["ChunkScorer", "LMScorer", "Scoring", "documented"]
 
 Scoring = Literal["bi", "lm", "blend"]
-
-
-class _LRU:
-    """Scores in memory; with a ``backend``, also stored there as 8-byte little-endian doubles.
-
-    Reads are local only: :meth:`prefetch` copies the backend's entries in, one round trip.
-    """
-
-    _NAMESPACE = "lmscore:"
-
-    def __init__(self, size: int, backend: ByteCache | None = None) -> None:
-        self.size = size
-        self.backend = backend
-        self.data: OrderedDict[str, float] = OrderedDict()
-
-    def prefetch(self, keys: Sequence[str]) -> None:
-        if self.backend is None:
-            return
-        wanted = [self._NAMESPACE + k for k in dict.fromkeys(keys) if k not in self.data]
-        if not wanted:
-            return
-        for name, blob in self.backend.get_many(wanted).items():
-            if len(blob) == 8:  # anything else is not ours: a miss
-                self._remember(name[len(self._NAMESPACE) :], struct.unpack("<d", blob)[0])
-
-    def get(self, key: str) -> float | None:
-        value = self.data.get(key)
-        if value is not None:
-            self.data.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: float) -> None:
-        if self.backend is not None:
-            self.backend.put(self._NAMESPACE + key, struct.pack("<d", value))
-        self._remember(key, value)
-
-    def _remember(self, key: str, value: float) -> None:
-        self.data[key] = value
-        self.data.move_to_end(key)
-        while len(self.data) > self.size:
-            self.data.popitem(last=False)
 
 
 class LMScorer:
@@ -124,22 +82,19 @@ class LMScorer:
             from ragzip.cache import make_cache
 
             backend = make_cache(cache)
-        self._cache = _LRU(cache_size, backend)
-        self._lines: dict[str, np.ndarray] = {}
+        # Scores stored in a shared backend as 8-byte doubles under ``lmscore:KEY``.
+        self._cache = TypedCache(backend, "lmscore", FLOAT, local=LRU(cache_size))
+        self._lines: LRU[str, np.ndarray] = LRU(1024)
         self._model: Any = None
         self._tokenizer: Any = None
 
     def warm_up(self) -> None:
         if self._model is not None:
             return
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from ragzip.models import resolve_model
-
-        path = resolve_model(self.model_name).path
-        self._tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path)
-        self._model = model.to(self.device).eval()  # type: ignore[arg-type]
+        model, self._tokenizer, _ = load_lm(
+            self.model_name, device=self.device, dtype=None, what="scoring LM", purpose="LM scoring"
+        )
+        self._model = model
 
     def line_surprisal(self, lines: Sequence[str], max_tokens: int = 512) -> np.ndarray:
         """Mean negative log-likelihood of each line's tokens given the lines before it.
@@ -178,9 +133,7 @@ class LMScorer:
             counts = np.bincount(rows[valid], minlength=len(lines))
             seen = counts > 0
             result[seen] = sums[seen] / counts[seen]
-        self._lines[key] = result
-        if len(self._lines) > 1024:
-            self._lines.pop(next(iter(self._lines)))
+        self._lines.put(key, result)
         return result
 
     def _key(self, query: str, chunk: str) -> str:
@@ -197,10 +150,11 @@ class LMScorer:
         suffix = " ".join(query.split())
         chunks = [documented(c, comment) for c in chunks]
         base_key = self._key(query, "")
-        self._cache.prefetch([base_key, *(self._key(query, c) for c in chunks)])
-        todo = [i for i, c in enumerate(chunks) if self._cache.get(self._key(query, c)) is None]
+        keys = [self._key(query, c) for c in chunks]
+        found = self._cache.get_many([base_key, *keys])  # one round trip to a shared backend
+        todo = [i for i, key in enumerate(keys) if key not in found]
         todo.sort(key=lambda i: len(chunks[i]))  # similar lengths share a batch: little padding
-        baseline = self._cache.get(base_key)
+        baseline = found.get(base_key)
         if todo or baseline is None:
             self.warm_up()
             if baseline is None:
@@ -209,11 +163,11 @@ class LMScorer:
             for at in range(0, len(todo), self.batch_size):
                 batch = todo[at : at + self.batch_size]
                 values = self._loglik([chunks[i] for i in batch], suffix)
-                for i, value in zip(batch, values, strict=True):
-                    self._cache.put(self._key(query, chunks[i]), float(value) - baseline)
-        for i, chunk in enumerate(chunks):
-            cached = self._cache.get(self._key(query, chunk))
-            scores[i] = cached if cached is not None else 0.0
+                fresh = {keys[i]: float(v) - baseline for i, v in zip(batch, values, strict=True)}
+                self._cache.put_many(fresh)
+                found.update(fresh)
+        for i, key in enumerate(keys):
+            scores[i] = found.get(key, 0.0)
         return scores
 
     def _loglik(self, contexts: Sequence[str], suffix: str) -> list[float]:

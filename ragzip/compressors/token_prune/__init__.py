@@ -1,8 +1,10 @@
 """Token-classification prompt pruning (LLMLingua-2): the ``token-prune`` compressor.
 
-Modules: :mod:`.words` (word-level semantics, vectorized), :mod:`.model` (checkpoint loading
-and batched scoring), :mod:`.compressor` (the compressor), :mod:`.llmlingua_backend` (the
-llmlingua package, for parity), :mod:`.train` (``ragzip train-pruner``).
+Modules: :mod:`.words` (word-level semantics, vectorized), :mod:`.model` (loading checkpoints,
+or LoRA adapters merged into their base model, and batched scoring), :mod:`.compressor` (the
+compressor), :mod:`.defaults` (pruner names and the packaged default, ``minilm-pruner``),
+:mod:`.llmlingua_backend` (the llmlingua package, for parity). Pruners are trained by
+``ragzip train-pruner`` (:mod:`ragzip.training.pruner`), never on first use.
 """
 
 from ragzip.compressors.token_prune.compressor import TokenPruneCompressor

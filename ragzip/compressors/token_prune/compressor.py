@@ -8,6 +8,10 @@
    each document's budget are kept (``mode="rate"``), or those above ``threshold``
    (``mode="threshold"``), or LLMLingua-2's own per-chunk percentile rule (``"llmlingua"``).
    Must-keep strings, ``force_tokens`` and (optionally) digits are always kept.
+
+The three stages share the request and the per-document state, so the method stays one
+class (over 350 lines); word semantics and model scoring live in :mod:`.words` and
+:mod:`.model`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from ragzip.budget import allocate
+from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.registry import compressors
 from ragzip.compressors.token_prune.defaults import DEFAULT_PRUNER
 from ragzip.compressors.token_prune.model import Dtype, ScoredText, TokenScorer
 from ragzip.compressors.token_prune.words import (
@@ -30,11 +37,8 @@ from ragzip.compressors.token_prune.words import (
     select_within,
 )
 from ragzip.errors import ConfigError
-from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
-from ragzip.budget import allocate
-from ragzip.compressors.registry import compressors
 from ragzip.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
-from ragzip.types import Budget, CompressedDocument, Span
+from ragzip.types import CompressedDocument, Span
 
 __all__ = ["TokenPruneCompressor", "llmlingua_labels", "word_costs"]
 
@@ -331,23 +335,16 @@ class TokenPruneCompressor(BaseCompressor):
             return [[(0, len(d.text))] if d.text.strip() else [] for d in docs], None
         total = sum(request.tokens)
         coarse_limit = min(total, math.ceil(self.coarse_factor * request.limit))
-        budget = Budget(
-            tokens=coarse_limit,
-            keep=request.budget.keep,
-            keep_patterns=request.budget.keep_patterns,
-        )
-        result = self._coarse_compressor().compress(request.query, docs, budget)
+        coarse = request.subset(range(len(docs)), limit=coarse_limit)
+        # The coarse stage's own selection, with exact spans: the fine stage cuts to budget.
+        selected = self._coarse_compressor().run(coarse, enforce=False).documents
         position = {d.id: i for i, d in enumerate(docs)}
         pieces: list[list[tuple[int, int]]] = [[] for _ in docs]
         scores = np.full(len(docs), -1.0)
-        for kept in result.documents:
+        for kept in selected:
             i = position[kept.source_id]
             scores[i] = kept.score if kept.score is not None else 0.0
-            if kept.metadata.get("truncated"):
-                start = docs[i].text.find(kept.text)
-                pieces[i] = [(start, start + len(kept.text))] if start >= 0 else []
-            else:
-                pieces[i] = [(s.start, s.end) for s in kept.spans]
+            pieces[i] = [(s.start, s.end) for s in kept.spans]
         return pieces, scores
 
     def _budgets(

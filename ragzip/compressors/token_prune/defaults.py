@@ -1,55 +1,75 @@
-"""Names of token pruners: the trained default, the published LLMLingua-2 checkpoints, paths.
+"""Names of token pruners: the packaged default, the published LLMLingua-2 checkpoints, paths.
 
 =====================  ======================================================================
 name                   what it is
 =====================  ======================================================================
-``minilm-pruner``      ragzip's default: the BERT encoder of all-MiniLM-L6-v2 fine-tuned by
-                       ``ragzip train-pruner``; trained on first use (a few minutes on CPU)
-                       and cached under ``cache_dir()/models/token-prune-minilm``
+``minilm-pruner``      ragzip's default, shipped in the package
+                       (``ragzip/data/models/minilm-pruner``): LoRA adapters and a keep/drop
+                       head trained by ``ragzip train-pruner`` on top of the packaged
+                       all-MiniLM-L6-v2, merged into it when loaded (offline; see the folder's
+                       ``MODEL_CARD.md`` for data, command and validation figures)
 ``llmlingua2-xlmr``    microsoft/llmlingua-2-xlm-roberta-large-meetingbank (hub, internet)
 ``llmlingua2-mbert``   microsoft/llmlingua-2-bert-base-multilingual-cased-meetingbank (hub)
 =====================  ======================================================================
 
-Anything else is a local directory (e.g. one written by ``ragzip train-pruner``) or a hub id.
+Anything else is a local directory (one written by ``ragzip train-pruner``: LoRA adapters or a
+whole checkpoint) or a hub id. Nothing is trained or downloaded on first use.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
+from importlib import resources
 from pathlib import Path
 
-from ragzip.models import cache_dir, resolve_model
+from ragzip.errors import ModelNotFoundError
+from ragzip.models import resolve_model
 
-__all__ = ["DEFAULT_PRUNER", "PUBLISHED", "default_pruner_dir", "resolve_pruner"]
+__all__ = [
+    "ADAPTER_CONFIG",
+    "ADAPTER_WEIGHTS",
+    "DEFAULT_PRUNER",
+    "LABELS",
+    "PRUNER_CONFIG",
+    "PUBLISHED",
+    "packaged_pruner_dir",
+    "resolve_pruner",
+]
 
 DEFAULT_PRUNER = "minilm-pruner"
 PUBLISHED = {
     "llmlingua2-xlmr": "microsoft/llmlingua-2-xlm-roberta-large-meetingbank",
     "llmlingua2-mbert": "microsoft/llmlingua-2-bert-base-multilingual-cased-meetingbank",
 }
-_log = logging.getLogger(__name__)
-_lock = threading.Lock()
+#: Files of a pruner directory: ragzip's small config (base model, label scheme), and in LoRA
+#: form peft's adapter config and the adapters with the classification head (safetensors).
+PRUNER_CONFIG = "pruner_config.json"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+#: Class names of a pruner's output, by index.
+LABELS = ("drop", "keep")
 
 
-def default_pruner_dir() -> Path:
-    """Where the default pruner is cached (``$RAGZIP_CACHE_DIR/models/token-prune-minilm``)."""
-    return cache_dir() / "models" / "token-prune-minilm"
+def packaged_pruner_dir(name: str = DEFAULT_PRUNER) -> Path:
+    """The folder of a pruner shipped inside the package.
+
+    Raises:
+        ModelNotFoundError: The installation lacks it (a build without package data).
+    """
+    folder = Path(str(resources.files("ragzip") / "data" / "models" / name))
+    if not (folder / ADAPTER_WEIGHTS).is_file():
+        raise ModelNotFoundError(
+            f"the packaged token pruner {name!r} is missing from {folder}; reinstall ragzip "
+            "from a wheel or source tree that includes ragzip/data/models, or pass the path of "
+            "a pruner trained with `ragzip train-pruner`"
+        )
+    return folder
 
 
 def resolve_pruner(name: str) -> str:
-    """A path or hub id for ``from_pretrained``; trains the default pruner on first use."""
+    """A path or hub id for a pruner name (see the module's table); never trains anything."""
     key = name.strip().lower()
     if key == DEFAULT_PRUNER:
-        target = default_pruner_dir()
-        if not (target / "config.json").is_file():
-            with _lock:
-                if not (target / "config.json").is_file():
-                    from ragzip.training.pruner import TrainConfig, train_pruner
-
-                    _log.warning("training the default token pruner once into %s", target)
-                    train_pruner(TrainConfig(out=str(target)))
-        return str(target)
+        return str(packaged_pruner_dir())
     if key in PUBLISHED:
         return PUBLISHED[key]
     return resolve_model(name).path

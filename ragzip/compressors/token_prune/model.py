@@ -1,31 +1,146 @@
 """A Hugging Face token-classification checkpoint as a word keep-probability scorer.
 
-:class:`TokenScorer` loads any ``AutoModelForTokenClassification`` checkpoint (hub id, local
-path or a ragzip short name) on first use, tokenizes each text once with character offsets,
-cuts it into chunks at sentence ends that fit the model, runs all chunks of all texts in
-length-sorted batches and turns the token probabilities into :class:`~.words.Words`.
+:class:`TokenScorer` loads a pruner on first use (:func:`load_pruner`: any
+``AutoModelForTokenClassification`` checkpoint by hub id, local path or ragzip short name, or
+LoRA adapters and a head merged into their base model, as ``ragzip train-pruner`` writes them
+and as the default pruner ships), tokenizes each text once with character offsets, cuts it into
+chunks at sentence ends that fit the model, runs all chunks of all texts in length-sorted
+batches and turns the token probabilities into :class:`~.words.Words`.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import string
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from ragzip._optional import require
+from ragzip.compressors.token_prune.defaults import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    LABELS,
+    PRUNER_CONFIG,
+    resolve_pruner,
+)
 from ragzip.compressors.token_prune.words import Words, chunk_bounds, group_words
-from ragzip.errors import ConfigError
+from ragzip.errors import ConfigError, ModelNotFoundError
+from ragzip.models import resolve_model
 
-__all__ = ["Dtype", "ScoredText", "TokenScorer"]
+__all__ = ["Dtype", "ScoredText", "TokenScorer", "load_pruner"]
 
 Dtype = Literal["fp32", "bf16", "int8"]
 _PUNCT = set(string.punctuation)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def load_pruner(path: str) -> tuple[Any, Any]:
+    """The tokenizer and fp32 token-classification model of a pruner.
+
+    Args:
+        path: A checkpoint directory or hub id, or a directory of LoRA adapters (peft's
+            ``adapter_config.json`` and ``adapter_model.safetensors``, with ragzip's
+            ``pruner_config.json`` naming the base model and labels), which are merged into
+            the base model here.
+
+    Raises:
+        ConfigError: The adapters are of a kind this loader does not merge.
+        ModelNotFoundError: The adapter folder lacks its weights or head.
+    """
+    if (Path(path) / ADAPTER_CONFIG).is_file():
+        return _load_lora(Path(path))
+    torch = require("torch", "token pruning")
+    transformers = require("transformers", "token pruning")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForTokenClassification.from_pretrained(path, dtype=torch.float32)
+    return tokenizer, model
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text("utf-8"))) if path.is_file() else {}
+
+
+def _lora_scaling(adapter: dict[str, Any], folder: Path) -> float:
+    """``lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA) of plain LoRA adapters."""
+    unsupported = {
+        "peft_type": adapter.get("peft_type") != "LORA",
+        "use_dora": bool(adapter.get("use_dora")),
+        "fan_in_fan_out": bool(adapter.get("fan_in_fan_out")),
+        "rank_pattern": bool(adapter.get("rank_pattern")),
+        "alpha_pattern": bool(adapter.get("alpha_pattern")),
+        "lora_bias": bool(adapter.get("lora_bias")),
+        "bias": adapter.get("bias", "none") != "none",
+    }
+    wrong = [k for k, bad in unsupported.items() if bad]
+    if wrong:
+        raise ConfigError(
+            f"{folder}: ragzip merges plain LoRA adapters only (unsupported: {wrong}); "
+            "retrain with `ragzip train-pruner`, or merge them with peft and pass the result"
+        )
+    rank = int(adapter["r"])
+    alpha = float(adapter.get("lora_alpha", rank))
+    return alpha / math.sqrt(rank) if adapter.get("use_rslora") else alpha / rank
+
+
+def _load_lora(folder: Path) -> tuple[Any, Any]:
+    """The base model named by the folder with its LoRA adapters merged and its head loaded."""
+    torch = require("torch", "token pruning")
+    transformers = require("transformers", "token pruning")
+    safetensors = require("safetensors.torch", "token pruning")
+    adapter = _read_json(folder / ADAPTER_CONFIG)
+    info = _read_json(folder / PRUNER_CONFIG)
+    scaling = _lora_scaling(adapter, folder)
+    if not (folder / ADAPTER_WEIGHTS).is_file():
+        raise ModelNotFoundError(f"{folder} has no {ADAPTER_WEIGHTS}; retrain the pruner")
+    base = resolve_model(str(info.get("base") or adapter["base_model_name_or_path"])).path
+    labels = list(info.get("labels", LABELS))
+    config = transformers.AutoConfig.from_pretrained(
+        base,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
+    model = transformers.AutoModelForTokenClassification.from_config(config, dtype=torch.float32)
+    encoder = transformers.AutoModel.from_pretrained(base, dtype=torch.float32)
+    missing, _ = model.base_model.load_state_dict(encoder.state_dict(), strict=False)
+    if missing:
+        raise ModelNotFoundError(f"{base} lacks encoder weights {missing[:3]} of its pruner")
+    weights = safetensors.load_file(str(folder / ADAPTER_WEIGHTS))
+    _merge_lora(model, weights, scaling, folder)
+    return transformers.AutoTokenizer.from_pretrained(base), model
+
+
+def _merge_lora(model: Any, weights: dict[str, Any], scaling: float, folder: Path) -> None:
+    """Adds ``scaling * B @ A`` to each adapted weight and copies the saved head (peft's
+    ``modules_to_save``) into ``model``."""
+    torch = require("torch", "token pruning")
+    prefix = "base_model.model."
+    head = {n for n, _ in model.named_parameters()}
+    head -= {n for n in head if n.startswith(f"{model.base_model_prefix}.")}
+    with torch.no_grad():
+        for key, tensor in weights.items():
+            name = key.removeprefix(prefix)
+            if ".lora_B." in name:
+                continue
+            if ".lora_A." in name:
+                module = model.get_submodule(name.split(".lora_A.")[0])
+                up = weights[key.replace(".lora_A.", ".lora_B.")]
+                module.weight += scaling * (up.float() @ tensor.float())
+            else:
+                model.get_parameter(name).copy_(tensor)
+                head.discard(name)
+    if head:
+        raise ModelNotFoundError(
+            f"{folder / ADAPTER_WEIGHTS} lacks the classification head {sorted(head)}; "
+            "train it with `ragzip train-pruner --mode lora`"
+        )
 
 
 @dataclass(frozen=True)
@@ -85,17 +200,10 @@ class TokenScorer:
         return self._loaded
 
     def _load_model(self) -> tuple[Any, Any]:
-        from ragzip.compressors.token_prune.defaults import resolve_pruner
-
         torch = require("torch", "token pruning")
-        transformers = require("transformers", "token pruning")
-        path = resolve_pruner(self.model_name)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        tokenizer, model = load_pruner(resolve_pruner(self.model_name))
         if not getattr(tokenizer, "is_fast", False):
             raise ConfigError(f"{self.model_name}: token pruning needs a fast tokenizer")
-        model = transformers.AutoModelForTokenClassification.from_pretrained(
-            path, dtype=torch.float32
-        )
         model.eval()
         if self.dtype == "int8":
             model = torch.ao.quantization.quantize_dynamic(

@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from ragzip._optional import require
 from ragzip.cache import ArrayCache, ByteCache, content_key, default_cache, make_cache
 from ragzip.encoders.soft.config import SoftConfig
 from ragzip.encoders.soft.context import SoftContext, SoftDocument
-from ragzip.errors import ConfigError, InvalidInputError, ModelNotFoundError
-from ragzip.models import resolve_model
+from ragzip.errors import ConfigError, InvalidInputError
+from ragzip.lm import load_lm, pick_device
 from ragzip.models_cache import shared_model
 from ragzip.types import Document, as_documents
 
@@ -50,32 +49,17 @@ def load_decoder(name: str, device: str | None = None, dtype: str = "auto") -> t
         ConfigError: an unknown ``dtype`` or an empty model name.
         ModelNotFoundError: the decoder cannot be loaded.
     """
-    torch = require("torch", "soft compression")
-    transformers = require("transformers", "soft compression")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = {
-        "auto": torch.float32 if device == "cpu" else torch.bfloat16,
-        "float32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "float16": torch.float16,
-    }.get(dtype)
-    if torch_dtype is None:
-        raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
+    device = pick_device(device, "soft compression")
 
     def load(normalized: str) -> tuple[Any, Any]:
-        resolved = resolve_model(normalized)
-        try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(resolved.path)
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                resolved.path, dtype=torch_dtype
-            )
-        except OSError as exc:
-            raise ModelNotFoundError(
-                f"cannot load the decoder {name!r} from {resolved.path!r}: {exc}"
-            ) from exc
-        model.to(device).eval()
-        for param in model.parameters():
-            param.requires_grad_(False)
+        model, tokenizer, _ = load_lm(
+            normalized,
+            device=device,
+            dtype=dtype,
+            frozen=True,
+            what="decoder",
+            purpose="soft compression",
+        )
         return model, tokenizer
 
     return shared_model("decoder", name, load, (device, dtype))
