@@ -6,16 +6,12 @@ own OpenAI-compatible client and with raw httpx.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from ragzip.adapters.local_openai import create_local_openai_router
@@ -30,26 +26,6 @@ QUESTION = [
 ]
 
 
-@contextlib.contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Runs ``app`` with uvicorn on a free loopback port in a background thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def gen() -> Iterator[TransformersGenerator]:
     torch = pytest.importorskip("torch")
@@ -62,10 +38,10 @@ def gen() -> Iterator[TransformersGenerator]:
 
 
 @pytest.fixture(scope="module")
-def base_url(gen: TransformersGenerator) -> Iterator[str]:
+def base_url(gen: TransformersGenerator, serve_app: Any) -> Iterator[str]:
     app = FastAPI()
     app.include_router(create_local_openai_router(gen))
-    with serve(app) as url:
+    with serve_app(app) as url:
         yield f"{url}/v1"
 
 

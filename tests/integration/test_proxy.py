@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from ragzip.adapters.proxy import SYSTEM_CONTEXT, ChatProxy, create_proxy_router
@@ -118,26 +117,6 @@ def echo_upstream() -> Iterator[str]:
         server.server_close()
 
 
-@contextlib.contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Runs ``app`` with uvicorn on a free loopback port in a background thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 def settings(url: str, **kwargs: Any) -> SimpleNamespace:
     return SimpleNamespace(
         upstream_url=url, request_timeout_s=kwargs.pop("timeout", 30.0), **kwargs
@@ -165,7 +144,7 @@ def llm_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def proxy(extractive: ExtractiveCompressor, llm_url: str) -> Iterator[str]:
+def proxy(extractive: ExtractiveCompressor, llm_url: str, serve_app: Any) -> Iterator[str]:
     """One app, four proxies: /echo, /keyed (API key, settings spec), /slow, /down, /llm."""
     with contextlib.ExitStack() as stack:
         echo = stack.enter_context(echo_upstream())
@@ -184,7 +163,7 @@ def proxy(extractive: ExtractiveCompressor, llm_url: str) -> Iterator[str]:
         app.include_router(
             create_proxy_router(settings(llm_url), compressor=extractive), prefix="/llm"
         )
-        yield stack.enter_context(serve(app))
+        yield stack.enter_context(serve_app(app))
 
 
 @pytest.fixture
@@ -467,12 +446,12 @@ def test_real_model_400_is_relayed(client):
 
 
 # -- lifecycle -----------------------------------------------------------------------------------
-def test_shutdown_closes_the_shared_client():
+def test_shutdown_closes_the_shared_client(serve_app):
     with echo_upstream() as echo:
         proxy = ChatProxy(settings(echo, compressor="truncate"))
         app = FastAPI()
         app.include_router(proxy.router)
-        with serve(app) as url:
+        with serve_app(app) as url:
             r = httpx.post(f"{url}/v1/chat/completions", json=chat(), timeout=30)
             assert r.status_code == 200
             client = proxy.upstream._client  # the lazily created shared client
