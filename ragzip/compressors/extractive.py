@@ -15,6 +15,9 @@
 Selective augmentation: when the best document scores under ``min_relevance`` (cosine), the
 result is empty (``info["augmented"] is False``), as RECOMP returns nothing for unhelpful
 retrievals. See the README for calibrating the threshold.
+
+The three stages share one request's sentence table, so they stay in one class (a little
+over 350 lines); document ranking lives in :mod:`.document_rank`.
 """
 
 from __future__ import annotations

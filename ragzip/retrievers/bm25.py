@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -63,7 +63,7 @@ class BM25Retriever(BaseRetriever):
         *,
         k1: float = 1.5,
         b: float = 0.75,
-        method: str = "lucene",
+        method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene",
         stopwords: str | Sequence[str] | None = "en",
     ) -> None:
         if k1 < 0 or not 0 <= b <= 1:

@@ -21,6 +21,9 @@
    hardware).
 
 Everything is seeded without touching the global random generators.
+
+The corpus lives in :mod:`.corpus` and the teachers in :mod:`.teachers`; labelling, the
+LoRA or full fine-tuning loop, resuming and saving share one configuration and stay here.
 """
 
 from __future__ import annotations

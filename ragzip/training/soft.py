@@ -18,6 +18,9 @@ context recovers.
 Training is seeded (its own generators; the global ones are untouched) and resumable: the
 state is saved to ``OUT/train_state.pt`` every ``checkpoint_every`` steps and a rerun with the
 same ``OUT`` continues from there.
+
+One recipe: data windows, both losses and the resumable loop share the frozen decoder and
+the encoder under training (a little over 350 lines).
 """
 
 from __future__ import annotations

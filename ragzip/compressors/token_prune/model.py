@@ -6,6 +6,9 @@ LoRA adapters and a head merged into their base model, as ``ragzip train-pruner`
 and as the default pruner ships), tokenizes each text once with character offsets, cuts it into
 chunks at sentence ends that fit the model, runs all chunks of all texts in length-sorted
 batches and turns the token probabilities into :class:`~.words.Words`.
+
+Loading (three checkpoint kinds) and scoring share the model's tokenizer settings and
+fast-path choice, hence one module a little over 350 lines.
 """
 
 from __future__ import annotations
