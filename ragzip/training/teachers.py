@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ragzip._optional import require
-from ragzip.models import resolve_model
+from ragzip.lm import load_lm
 
 __all__ = [
     "LLMTeacher",
@@ -108,12 +108,15 @@ class SurprisalTeacher:
 
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            transformers = require("transformers", "the surprisal teacher")
-            torch = require("torch", "the surprisal teacher")
-            path = resolve_model(self.model_name).path
-            tok = transformers.AutoTokenizer.from_pretrained(path)
-            lm = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-            self._loaded = (tok, lm.eval())
+            loaded = load_lm(
+                self.model_name,
+                device="cpu",
+                dtype="float32",
+                frozen=True,
+                what="teacher model",
+                purpose="the surprisal teacher",
+            )
+            self._loaded = (loaded.tokenizer, loaded.model)
         return self._loaded
 
     def word_information(
