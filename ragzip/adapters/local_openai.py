@@ -27,7 +27,7 @@ try:
     from fastapi import APIRouter, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-    from ragzip.adapters.rest.errors import describe, error_response, log_unexpected
+    from ragzip.adapters.rest.errors import openai_error
     from ragzip.adapters.rest.hardening import Limiter
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingDependencyError(
@@ -110,15 +110,10 @@ def create_local_openai_router(
 
 def _error_of(exc: Exception) -> JSONResponse:
     """OpenAI-style errors: 400 for invalid requests, 502 for generator failures, limits."""
-    if isinstance(exc, InvalidInputError):
-        return JSONResponse(wire.error(str(exc)), status_code=400)
     if isinstance(exc, GenerationError):
         logger.warning("generation failed: %s", exc)
         return JSONResponse(wire.error(f"generation failed: {exc}", "server_error"), 502)
-    status, kind, message, headers = describe(exc)
-    if status == 500:
-        log_unexpected(exc, "/v1/chat/completions", log_documents=False)
-    return error_response(status, kind, message, headers, openai=True)
+    return openai_error(exc, "/v1/chat/completions")
 
 
 async def _chunks(
@@ -142,7 +137,7 @@ async def _chunks(
         answer = "".join(pieces)
         prompt, completion = count_usage(generator, chat.messages, answer)
         limit = chat.max_tokens or _default_max_tokens(generator)
-        yield writer.finish(wire.finish_of(completion, limit, stopped=False))
+        yield writer.finish(wire.finish_of(completion, limit))
         if chat.include_usage:
             yield writer.usage(prompt, completion)
     finally:

@@ -88,7 +88,7 @@ try:
     from fastapi.responses import JSONResponse, Response
 
     from ragzip.adapters.proxy_settings import server_settings
-    from ragzip.adapters.rest.errors import describe, error_response, log_unexpected
+    from ragzip.adapters.rest.errors import openai_error
     from ragzip.adapters.rest.hardening import Limiter, Slot, check_input_size, json_depth
     from ragzip.adapters.rest.metrics import Metrics
     from ragzip.adapters.rest.service import Services
@@ -271,17 +271,10 @@ class ChatProxy:
 
     def _error_of(self, exc: BaseException, request: Request) -> JSONResponse:
         """An OpenAI-style error answer for anything that went wrong (logged, never leaked)."""
-        status, kind, message, headers = describe(exc)
-        if status == 500:
-            log_unexpected(exc, request.url.path, self.settings.log_documents)
         param = exc.param if isinstance(exc, InvalidChatRequest) else None
-        response = error_response(status, kind, message, headers, openai=True)
-        if param is not None:
-            response = JSONResponse(
-                wire.error(message, "invalid_request_error", param=param, code=kind),
-                status_code=400,
-            )
-        return response
+        return openai_error(
+            exc, request.url.path, log_documents=self.settings.log_documents, param=param
+        )
 
 
 _EMPTY = CompressionResult((), 0, 0, "", "none")

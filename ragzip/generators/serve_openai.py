@@ -199,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(wire.sse(wire.error(str(exc), "server_error")))
             else:
                 prompt, completion = count_usage(self.generator, chat.messages, "".join(pieces))
-                self._write_chunk(writer.finish(wire.finish_of(completion, chat.max_tokens, False)))
+                self._write_chunk(writer.finish(wire.finish_of(completion, chat.max_tokens)))
                 if chat.include_usage:
                     self._write_chunk(writer.usage(prompt, completion))
             self._write_chunk(wire.SSE_DONE)

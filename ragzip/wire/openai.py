@@ -154,9 +154,9 @@ def sse(payload: Any) -> bytes:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
 
-def finish_of(completion_tokens: int | None, max_tokens: int | None, stopped: bool) -> str:
+def finish_of(completion_tokens: int | None, max_tokens: int | None) -> str:
     """``"length"`` when a completion used its whole token allowance, else ``"stop"``."""
-    if stopped or completion_tokens is None or max_tokens is None:
+    if completion_tokens is None or max_tokens is None:
         return "stop"
     return "length" if completion_tokens >= max_tokens else "stop"
 

@@ -149,20 +149,33 @@ def error_response(
     headers: Mapping[str, str] | None = None,
     *,
     openai: bool = False,
+    param: str | None = None,
 ) -> JSONResponse:
     """The error answer: ``{"error": {"type", "message"}}``, or OpenAI's shape on its routes.
 
     On OpenAI routes an invalid request is 400 (the SDKs raise ``BadRequestError``) and the
-    body is ``{"error": {"message", "type", "param", "code"}}`` with ragzip's type as ``code``.
+    body is ``{"error": {"message", "type", "param", "code"}}`` with ragzip's type as ``code``
+    and ``param`` naming the offending field when known.
     """
     if openai:
         status = 400 if status == 422 else status
         family = "invalid_request_error" if status < 500 else "server_error"
         family = {401: "authentication_error", 429: "rate_limit_error"}.get(status, family)
-        body: dict[str, Any] = wire.error(message, family, code=kind)
+        body: dict[str, Any] = wire.error(message, family, param=param, code=kind)
     else:
         body = {"error": {"type": kind, "message": message}}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def openai_error(
+    exc: BaseException, path: str, *, log_documents: bool = False, param: str | None = None
+) -> JSONResponse:
+    """An OpenAI-style answer for any exception of an OpenAI route (a 500 is logged, never
+    leaked)."""
+    status, kind, message, headers = describe(exc)
+    if status == 500:
+        log_unexpected(exc, path, log_documents)
+    return error_response(status, kind, message, headers, openai=True, param=param)
 
 
 def is_openai_path(path: str) -> bool:
