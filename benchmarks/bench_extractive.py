@@ -6,7 +6,10 @@ Three regimes, each over the same records:
   indexed  as cold, but the documents' vectors are already known, as in the pipeline, where
            the FAISS index computed them at indexing time and shares them with the compressor;
   warm     the cache persists across records, as in a service whose chunks recur,
-and fp32 against dynamic-int8 encoders. Quality (hit rate) is reported beside each timing.
+for the sentence stage on untuned MiniLM and on the tuned ``ragzip-relevance`` (the default),
+each in fp32 and with dynamic-int8 encoders, and with a cross model read in fp32, bf16
+autocast, dynamic int8 and ``auto`` (which probes). Quality (hit rate) is reported beside each
+timing.
 
     .venv/bin/python benchmarks/bench_extractive.py ../shared/bench/nq20-dev.jsonl.gz \
         --records 200 --target 20 --threads 2
@@ -23,26 +26,33 @@ import time
 import torch
 
 from ragzip.compressors.registry import compressors
-from ragzip.encoders.bi_encoder import document_text, get_bi_encoder
+from ragzip.encoders.bi_encoder import document_text
 from ragzip.eval.benchmarks import TASKS, load_jsonl
 from ragzip.types import Budget
 
 
-def run(records: list[dict], target: float, quantize: str | None, regime: str) -> dict:
-    comp = compressors.build(
-        {"type": "extractive", "params": {"tokenizer": "words", "quantize": quantize}}
-    )
+def run(records: list[dict], target: float, path: str, regime: str, cross: str | None) -> dict:
+    quantize = "int8" if path.endswith("int8") else None
+    params: dict = {"tokenizer": "words", "quantize": quantize}
+    if path.startswith("minilm"):
+        params["sentence_model"] = None
+    if path.startswith("cross-"):
+        params.update(relevance=cross, dtype=path.removeprefix("cross-"))
+    comp = compressors.build({"type": "extractive", "params": params})
     comp.warm_up()
-    encoder = get_bi_encoder("minilm", quantize=quantize)
-    if encoder.cache is not None:
-        encoder.cache.clear()
+    encoder = comp.ranker.encoder  # documents (what a FAISS index shares)
+    caches = [e.cache for e in {id(x): x for x in (encoder, comp.sentence_encoder)}.values()]
+    for cache in caches:
+        if cache is not None:
+            cache.clear()
     task = TASKS["nq20"]
     times, hits = [], 0
     for rec in records:
         words = int(len(task.context(rec).split()) / target)
         query, docs = task.request(rec)
-        if regime != "warm" and encoder.cache is not None:
-            encoder.cache.clear()
+        for cache in caches if regime != "warm" else ():
+            if cache is not None:
+                cache.clear()
         if regime == "indexed":  # what FaissRetriever.add/load primes the shared encoder with
             texts = [document_text(d) for d in docs]
             encoder.prime(texts, encoder.encode(texts))
@@ -51,7 +61,7 @@ def run(records: list[dict], target: float, quantize: str | None, regime: str) -
         times.append(time.perf_counter() - start)
         hits += task.hit(rec, result.text("\n"))
     return {
-        "quantize": quantize or "fp32",
+        "path": path,
         "regime": regime,
         "records": len(records),
         "mean_s": round(statistics.mean(times), 4),
@@ -68,13 +78,21 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
+    ap.add_argument(
+        "--paths",
+        default="minilm-fp32,minilm-int8,tuned-fp32,tuned-int8",
+        help="comma-separated: minilm-fp32, minilm-int8 (untuned sentence stage), tuned-fp32, "
+        "tuned-int8 (ragzip-relevance), cross-fp32, cross-bf16, cross-int8, cross-auto",
+    )
+    ap.add_argument("--cross", default=None, help="cross model directory for cross-* paths")
+    ap.add_argument("--regimes", default="cold,indexed,warm")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     records = load_jsonl(args.bench)[: args.records]
     rows = []
-    for quantize in (None, "int8"):
-        for regime in ("cold", "indexed", "warm"):
-            row = run(records, args.target, quantize, regime)
+    for path in args.paths.split(","):
+        for regime in args.regimes.split(","):
+            row = run(records, args.target, path, regime, args.cross)
             rows.append(row)
             print(json.dumps(row), flush=True)
     meta = {

@@ -95,7 +95,7 @@ def ttft(args: argparse.Namespace) -> dict[str, Any]:
     recs = records(args.bench)
     rows = []
     for tokens in args.lengths:
-        base = SoftGenerator(rate=4, cache="none")
+        base = SoftGenerator("untrained", rate=4, cache="none")
         docs = documents_of(recs, tokens, base.compressor.tokenizer)
         n = sum(
             len(base.compressor.tokenizer(d["text"], add_special_tokens=False)["input_ids"])
@@ -119,7 +119,9 @@ def ttft(args: argparse.Namespace) -> dict[str, Any]:
             for rate in args.rates:
                 cold, warm = [], []
                 for _ in range(args.repeats):
-                    gen = SoftGenerator(rate=rate, kind=kind, layers=4, cache=MemoryCache())
+                    gen = SoftGenerator(
+                        "untrained", rate=rate, kind=kind, layers=4, cache=MemoryCache()
+                    )
                     gen.warm_up()
                     seconds, positions = time_soft(gen, docs)
                     cold.append(seconds)
@@ -149,7 +151,7 @@ def answer_loss(gen: SoftGenerator, prompt: np.ndarray, answer: str) -> tuple[fl
 def quality(args: argparse.Namespace) -> dict[str, Any]:
     recs = records(args.bench)[: args.quality]
     soft = SoftGenerator(args.encoder, cache="none")
-    plain = SoftGenerator(compressor=SoftCompressor(rate=soft.compressor.config.rate,
+    plain = SoftGenerator(compressor=SoftCompressor("untrained", rate=soft.compressor.config.rate,
                                                     segment_tokens=soft.compressor.config.segment_tokens,
                                                     cache="none"))  # fmt: skip
     totals = {"full": 0.0, "soft": 0.0, "mean-pool": 0.0, "none": 0.0}

@@ -237,6 +237,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Trains ragzip's relevance model (tuned bi-encoder or cross) and prints its figures."""
+    common: dict[str, Any] = {
+        "out": args.out,
+        "data": tuple(args.data),
+        "records": args.records,
+        "work": args.work,
+        "base": args.base,
+        "lora_rank": args.lora_rank,
+        "lora_alpha": args.lora_alpha,
+        "val_share": args.val_share,
+        "max_records": args.max_records,
+        "max_steps": args.max_steps,
+        "seed": args.seed,
+        "resume": args.resume,
+        "progress": not args.quiet,
+    }
+    chosen = {
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "max_length": args.max_length,
+        "hard_negatives": args.hard_negatives,
+    }
+    if args.kind == "cross":
+        from ragzip.training.relevance import RelevanceTrainConfig, train_relevance
+
+        chosen.update(negatives=args.negatives, batch_groups=args.batch)
+        set_ = {k: v for k, v in chosen.items() if v is not None}
+        report = train_relevance(RelevanceTrainConfig(**common, **set_))
+        val = report["val"]
+        figures = (
+            f"passage top-1 {val['passage_top1']:.3f}, answer-sentence top-1 {val['keep_top1']:.3f}"
+        )
+        params = {"relevance": args.out}
+    else:
+        from ragzip.training.bi_encoder import BiEncoderTrainConfig, train_bi_encoder
+
+        chosen.update(negative_passages=args.negatives, batch_questions=args.batch)
+        set_ = {k: v for k, v in chosen.items() if v is not None}
+        report = train_bi_encoder(BiEncoderTrainConfig(**common, **set_))
+        before = report["val_before"] or {}
+        figures = f"answer-sentence top-1 {report['val']['sentence_top1']:.3f}" + (
+            f" (base model {before['sentence_top1']:.3f})" if before else ""
+        )
+        params = {"sentence_model": args.out}
+    print(
+        f"trained in {report['seconds']:.0f} s; held-out questions: {figures}; saved to {args.out}"
+    )
+    print(f"use it: ragzip compress --compressor extractive --params '{json.dumps(params)}'")
+    return 0
+
+
 def cmd_train_pruner(args: argparse.Namespace) -> int:
     """Trains a token pruner by data distillation and prints its report."""
     from ragzip.training.pruner import TrainConfig, train_pruner

@@ -134,6 +134,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info")
 
     p = sub.add_parser(
+        "train",
+        help="train ragzip's relevance model on question-answer data (tuned bi-encoder or cross)",
+    )
+    p.add_argument("--out", required=True, help="directory to write the trained model to")
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="JSONL of {question, answers, documents[, gold_index]} records (repeat)",
+    )
+    p.add_argument(
+        "--kind",
+        default="bi-encoder",
+        choices=["bi-encoder", "cross"],
+        help="bi-encoder: tune the sentence encoder (default, what ships); cross: a cross "
+        "model with passage and token heads",
+    )
+    p.add_argument("--records", default=None, help="START:STOP: only these records of each file")
+    p.add_argument("--work", default=None, help="training state (default OUT)")
+    p.add_argument("--base", default="minilm", help="encoder to adapt (default minilm)")
+    p.add_argument(
+        "--negatives",
+        type=int,
+        default=None,
+        help="other passages per question (bi-encoder default 2, cross 3)",
+    )
+    p.add_argument(
+        "--hard-negatives",
+        type=int,
+        default=None,
+        help="bi-encoder: negative sentences per question (default 7); cross: of the "
+        "negative passages, the lexically closest (default 2)",
+    )
+    p.add_argument("--batch", type=int, default=None, help="questions per step (16 / 4)")
+    p.add_argument("--lora-rank", type=int, default=16)
+    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=None, help="default 3 (bi-encoder), 2 (cross)")
+    p.add_argument("--learning-rate", type=float, default=None, help="default 5e-4 / 1e-3")
+    p.add_argument("--max-length", type=int, default=None, help="tokens per input (128 / 256)")
+    p.add_argument("--val-share", type=float, default=0.1, help="held-out share of records")
+    p.add_argument("--max-records", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser(
         "train-pruner", help="distil word keep/drop labels from a teacher and train a pruner"
     )
     p.add_argument("--out", required=True, help="directory to write the trained pruner to")

@@ -1,9 +1,10 @@
 """Document-level relevance: the coarse stage of coarse-to-fine compression.
 
 Usable on its own as the ``document-rank`` compressor: documents are scored against the query
-with a bi-encoder over ``title + text``, then the budget is spent on them in rank order (whole
-documents, the last one cut) or split across them by relevance (``allocation="proportional"``,
-as LongLLMLingua does), each document keeping its leading text.
+with a bi-encoder over ``title + text`` and, optionally, the best few are re-ranked by a cross
+relevance model reading the question with each (:mod:`.cross_stage`); then the budget is spent
+on them in rank order (whole documents, the last one cut) or split across them by relevance
+(``allocation="proportional"``, as LongLLMLingua does), each document keeping its leading text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from ragzip.budget import allocate
 from ragzip.compressors.base import BaseCompressor, MethodOutput, Request, truncate
+from ragzip.compressors.cross_stage import CrossStage
 from ragzip.compressors.registry import compressors
 from ragzip.encoders.bi_encoder import BiEncoder, document_text, get_bi_encoder
 from ragzip.tokens import DEFAULT_COUNTER
@@ -59,6 +61,12 @@ class DocumentRankCompressor(BaseCompressor):
 
     Args:
         encoder: Bi-encoder model (default ``minilm``).
+        relevance: A cross relevance model (``ragzip train --kind cross``) re-ranking the
+            ``relevance_top`` best documents; ``None`` (default) ranks with the bi-encoder
+            alone, as happens when the model cannot be loaded.
+        relevance_top: Documents the relevance model reads.
+        passage_weight: Weight of the model's passage score against the bi-encoder's.
+        dtype: Relevance model precision (``auto``, ``fp32``, ``bf16``, ``int8``).
         allocation: ``"greedy"`` fills whole documents in rank order and cuts the last;
             ``"proportional"`` splits the budget by ``softmax(score / temperature)``.
         temperature: Softness of the proportional split (cosine units).
@@ -74,6 +82,8 @@ class DocumentRankCompressor(BaseCompressor):
         {
             "allocation",
             "min_score",
+            "passage_weight",
+            "relevance_top",
             "temperature",
         }
     )
@@ -82,6 +92,10 @@ class DocumentRankCompressor(BaseCompressor):
         self,
         encoder: str = "minilm",
         *,
+        relevance: str | None = None,
+        relevance_top: int = 5,
+        passage_weight: float = 1.0,
+        dtype: str = "auto",
         allocation: Literal["greedy", "proportional"] = "greedy",
         temperature: float = 0.05,
         min_score: float | None = None,
@@ -92,6 +106,15 @@ class DocumentRankCompressor(BaseCompressor):
         self.allocation = allocation
         self.temperature = temperature
         self.min_score = min_score
+        self.relevance = relevance
+        self.relevance_top = relevance_top
+        self.passage_weight = passage_weight
+        self.dtype = dtype
+        self.cross = (
+            CrossStage(relevance, top=relevance_top, passage_weight=passage_weight, dtype=dtype)
+            if relevance
+            else None
+        )
         self.ranker = DocumentRanker(encoder)
 
     def params(self) -> dict[str, object]:
@@ -101,16 +124,28 @@ class DocumentRankCompressor(BaseCompressor):
             "allocation": self.allocation,
             "temperature": self.temperature,
             "min_score": self.min_score,
+            "relevance": self.relevance,
+            "relevance_top": self.relevance_top,
+            "passage_weight": self.passage_weight,
+            "dtype": self.dtype,
         }
 
     def warm_up(self) -> None:
         self.ranker.encoder.warm_up()
+        if self.cross is not None:
+            self.cross.usable()
 
     def _compress(self, request: Request) -> MethodOutput:
         with request.timer("encode"):
             query_vector = self.ranker.encoder.encode([request.query])[0]
             scores = self.ranker.score(query_vector, request.documents)
         order = [int(i) for i in np.argsort(-scores, kind="stable")]
+        info: dict[str, object] = {"document_scores": [float(s) for s in scores]}
+        if self.cross is not None and request.query and self.cross.usable():
+            with request.timer("cross"):
+                cross = self.cross.score(request, order, scores)
+            order = list(cross.docs) + [i for i in order if i not in cross.passages]
+            info["model"] = self.relevance
         # Documents holding must-keep text come first and whole, budget allowing.
         forced = [i for i in order if request.budget.must_keep(request.documents[i].text)]
         rest = [
@@ -142,4 +177,4 @@ class DocumentRankCompressor(BaseCompressor):
             kept.append(
                 full if share >= request.tokens[i] else truncate(full, share, request.counter)
             )
-        return MethodOutput(kept, {"document_scores": [float(s) for s in scores]})
+        return MethodOutput(kept, info)

@@ -12,6 +12,14 @@
    of sentences already taken; neighbouring sentences are added as context when asked for.
    Output keeps the original order and each sentence's character span in its document.
 
+Sentences are embedded by ``sentence_model``: by default ``ragzip-relevance``, MiniLM tuned by
+``ragzip train`` to rank answer-bearing sentences first (shipped; see the README). With a cross
+relevance model (``relevance=``, opt-in), a cross stage reads the question with each of the
+``relevance_top`` best documents in one pass (:mod:`.cross_stage`): the model's passage score
+joins the document score (``passage_weight``) and its keep probability over each sentence's
+tokens joins the sentence priority (``cross_weight``), all standardized; ``keep_threshold``
+turns on the adaptive mode (Provence's): only what the model marks relevant is kept.
+
 Selective augmentation: when the best document scores under ``min_relevance`` (cosine), the
 result is empty (``info["augmented"] is False``), as RECOMP returns nothing for unhelpful
 retrievals. See the README for calibrating the threshold.
@@ -22,6 +30,7 @@ over 350 lines); document ranking lives in :mod:`.document_rank`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -29,15 +38,19 @@ import numpy as np
 
 from ragzip.budget import standardize
 from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
+from ragzip.compressors.cross_stage import CrossScores, CrossStage
 from ragzip.compressors.document_rank import DocumentRanker
 from ragzip.compressors.registry import compressors
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
+from ragzip.encoders.relevance import DEFAULT_RELEVANCE, tuned_encoder_dir
 from ragzip.registry import check_choice
 from ragzip.text import segment, term_overlap
 from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.types import CompressedDocument, Span
 
 __all__ = ["ExtractiveCompressor"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +78,25 @@ class ExtractiveCompressor(BaseCompressor):
 
     Args:
         encoder: Bi-encoder for documents and sentences (``minilm`` offline, or a hub id).
+        sentence_model: Bi-encoder of the sentence stage: ``ragzip-relevance`` (MiniLM tuned
+            by ``ragzip train`` to rank answer-bearing sentences first, shipped), a directory
+            written by ``ragzip train``, any sentence-transformers model, or ``None`` for
+            ``encoder`` itself. Documents are always ranked by ``encoder`` (whose vectors a
+            FAISS index shares).
+        relevance: A cross relevance model (``ragzip train --kind cross``) that reads the
+            question with the ``relevance_top`` best documents and scores them and their
+            sentences; ``None`` (default) skips it, as happens when it cannot be loaded.
+        relevance_top: Documents the relevance model reads.
+        passage_weight: Weight of the model's passage score against the bi-encoder's.
+        cross_weight: Weight of the model's sentence keep probability (standardized) in a
+            sentence's priority, next to the bi-encoder's sentence and document scores.
+        keep_threshold: Adaptive mode (cross path): only sentences whose keep probability
+            reaches this are kept, the budget staying a ceiling, so easy questions get
+            shorter contexts; ``None`` fills the budget.
+        cross_max_tokens: The cross path reads at most this many tokens; larger inputs take
+            the bi-encoder path (bounded by ``max_sentences``).
+        dtype: Relevance model precision: ``auto`` (probed, never slower than fp32),
+            ``fp32``, ``bf16`` or ``int8``.
         cross_encoder: Optional cross-encoder (hub id or path) that re-scores the best
             ``rerank_top`` sentences; slower, usually more precise.
         rerank_top: Sentences re-scored by the cross-encoder.
@@ -103,6 +135,10 @@ class ExtractiveCompressor(BaseCompressor):
             "max_sentence_words",
             "min_candidates",
             "min_relevance",
+            "cross_weight",
+            "keep_threshold",
+            "passage_weight",
+            "relevance_top",
             "rerank_top",
             "title_context",
             "whole_share",
@@ -113,6 +149,14 @@ class ExtractiveCompressor(BaseCompressor):
         self,
         encoder: str = "minilm",
         *,
+        sentence_model: str | None = DEFAULT_RELEVANCE,
+        relevance: str | None = None,
+        relevance_top: int = 5,
+        passage_weight: float = 1.0,
+        cross_weight: float = 1.0,
+        keep_threshold: float | None = None,
+        cross_max_tokens: int = 6000,
+        dtype: str = "auto",
         cross_encoder: str | None = None,
         rerank_top: int = 32,
         doc_stage: bool = True,
@@ -133,6 +177,19 @@ class ExtractiveCompressor(BaseCompressor):
         super().__init__(tokenizer=tokenizer)
         check_choice("quantize", quantize, (None, "int8"))
         self.encoder = encoder
+        self.sentence_model = sentence_model
+        self.relevance = relevance
+        self.relevance_top = relevance_top
+        self.passage_weight = passage_weight
+        self.cross_weight = cross_weight
+        self.cross_max_tokens = cross_max_tokens
+        self.keep_threshold = keep_threshold
+        self.dtype = dtype
+        self.cross = (
+            CrossStage(relevance, top=relevance_top, passage_weight=passage_weight, dtype=dtype)
+            if relevance
+            else None
+        )
         self.cross_encoder = cross_encoder
         self.rerank_top = rerank_top
         self.doc_stage = doc_stage
@@ -155,6 +212,14 @@ class ExtractiveCompressor(BaseCompressor):
     def params(self) -> dict[str, object]:
         names = [
             "encoder",
+            "sentence_model",
+            "relevance",
+            "relevance_top",
+            "passage_weight",
+            "cross_weight",
+            "keep_threshold",
+            "cross_max_tokens",
+            "dtype",
             "cross_encoder",
             "rerank_top",
             "doc_stage",
@@ -175,13 +240,21 @@ class ExtractiveCompressor(BaseCompressor):
 
     @property
     def sentence_encoder(self) -> BiEncoder:
+        """The sentence stage's encoder: ``sentence_model`` (the shipped tuned MiniLM by
+        default), or ``encoder`` when it is ``None`` or missing from this installation."""
         if self._sentence_encoder is None:
-            self._sentence_encoder = get_bi_encoder(self.encoder, quantize=self.quantize)
+            name = self.sentence_model or self.encoder
+            if self.sentence_model == DEFAULT_RELEVANCE and tuned_encoder_dir(name) is None:
+                _log.warning("%s is missing from this installation; using %s", name, self.encoder)
+                name = self.encoder
+            self._sentence_encoder = get_bi_encoder(name, quantize=self.quantize)
         return self._sentence_encoder
 
     def warm_up(self) -> None:
         self.sentence_encoder.warm_up()
         self.ranker.encoder.warm_up()
+        if self.cross is not None:
+            self.cross.usable()
         if self.cross_encoder:
             self._cross_scorer()
 
@@ -190,13 +263,26 @@ class ExtractiveCompressor(BaseCompressor):
         docs = request.documents
         with request.timer("encode_query"):
             query_vector = self.sentence_encoder.encode([request.query])[0]
+            doc_query = (
+                self.ranker.encoder.encode([request.query])[0]
+                if self.doc_stage and self.ranker.encoder is not self.sentence_encoder
+                else query_vector
+            )
         with request.timer("documents"):
             if self.doc_stage:
-                doc_scores = self.ranker.score(query_vector, docs)
+                doc_scores = self.ranker.score(doc_query, docs)
             else:
                 doc_scores = np.zeros(len(docs), dtype=np.float32)
             order = [int(i) for i in np.argsort(-doc_scores, kind="stable")]
-            candidates = self._candidates(request, order)
+        cross = None
+        doc_priority = standardize(doc_scores)
+        stage = self.cross if self._cross_active(request, order) else None
+        if stage is not None:
+            with request.timer("cross"):
+                cross = stage.score(request, order, doc_scores)
+            order = list(cross.docs) + [i for i in order if i not in cross.passages]
+            doc_priority = _with_cross(doc_priority, cross, self.passage_weight)
+        candidates = self._candidates(request, order)
         with request.timer("segment"):
             units = self._segment(request, candidates)
             if len(units.texts) > self.max_sentences:
@@ -214,11 +300,32 @@ class ExtractiveCompressor(BaseCompressor):
         with request.timer("select"):
             priority = standardize(sentence_scores)
             if self.doc_stage:
-                priority = priority + self.doc_weight * standardize(doc_scores)[units.owner]
-            chosen = self._select(request, units, vectors, priority, order)
+                priority = priority + self.doc_weight * doc_priority[units.owner]
+            allowed = None
+            if cross is not None:
+                keep = _keep_of(units, cross)
+                priority = priority + self.cross_weight * standardize(keep)
+                if self.keep_threshold is not None:
+                    allowed = keep >= self.keep_threshold
+                    allowed[int(np.argmax(priority))] = True  # the best sentence qualifies
+            chosen = self._select(request, units, vectors, priority, order, allowed)
         kept = self._assemble(request, units, chosen, doc_scores)
-        info = {"augmented": True, "relevance": relevance, "sentences_kept": len(chosen)}
+        info: dict[str, object] = {
+            "augmented": True,
+            "relevance": relevance,
+            "sentences_kept": len(chosen),
+        }
+        if cross is not None:
+            info.update(model=self.relevance, adaptive=self.keep_threshold is not None)
         return MethodOutput(kept, info)
+
+    def _cross_active(self, request: Request, order: list[int]) -> bool:
+        """The cross stage runs with a query, when the documents it would read hold at most
+        ``cross_max_tokens`` (huge inputs keep the bi-encoder path and its bounded prefilter)."""
+        if self.cross is None or not self.doc_stage or not request.query:
+            return False
+        reading = sum(request.tokens[i] for i in order[: self.relevance_top])
+        return reading <= self.cross_max_tokens and self.cross.usable()
 
     def _candidates(self, request: Request, order: list[int]) -> list[int]:
         if not self.doc_stage:
@@ -283,6 +390,7 @@ class ExtractiveCompressor(BaseCompressor):
         vectors: np.ndarray,
         priority: np.ndarray,
         order: list[int],
+        allowed: np.ndarray | None = None,
     ) -> list[int]:
         limit = request.limit
         chosen: list[int] = []
@@ -294,6 +402,8 @@ class ExtractiveCompressor(BaseCompressor):
                 size = int(units.tokens[units.owner == i].sum())
                 if size == 0 or used + size > self.whole_share * limit:
                     break
+                if allowed is not None and not allowed[units.owner == i].all():
+                    break  # adaptive mode: whole only when the model keeps all of it
                 whole.add(i)
                 for member in np.flatnonzero(units.owner == i).tolist():
                     if not self._duplicate(vectors, chosen, member):
@@ -305,6 +415,8 @@ class ExtractiveCompressor(BaseCompressor):
             if used >= limit:
                 break
             if j in taken or int(units.owner[j]) in whole:
+                continue
+            if allowed is not None and not allowed[j] and j not in forced:
                 continue
             if used + int(units.tokens[j]) > limit and chosen:
                 continue
@@ -322,6 +434,7 @@ class ExtractiveCompressor(BaseCompressor):
         return sorted(chosen)
 
     def _duplicate(self, vectors: np.ndarray, chosen: list[int], j: int) -> bool:
+        """Near-duplicate of a kept sentence (cosine over ``dedup_threshold``)."""
         if not chosen or self.dedup_threshold >= 1.0:
             return False
         return float((vectors[chosen] @ vectors[j]).max()) > self.dedup_threshold
@@ -357,3 +470,23 @@ class ExtractiveCompressor(BaseCompressor):
                 )
             )
         return kept
+
+
+def _with_cross(doc_priority: np.ndarray, cross: CrossScores, weight: float) -> np.ndarray:
+    """Document priorities with the model's standardized passage score added (weighted) for
+    the documents it read; the others get the lowest of those additions."""
+    read = list(cross.passages)
+    added = standardize(np.array([cross.passages[i].relevance for i in read]))
+    out = doc_priority + weight * float(added.min())
+    out[read] = doc_priority[read] + weight * added
+    return out
+
+
+def _keep_of(units: _Units, cross: CrossScores) -> np.ndarray:
+    """Each sentence's keep probability (mean over its tokens); 0 for unread documents."""
+    keep = np.zeros(len(units.texts))
+    for i, scored in cross.passages.items():
+        members = np.flatnonzero(units.owner == i)
+        spans = [(units.spans[j].start, units.spans[j].end) for j in members]
+        keep[members] = scored.span_scores(spans)
+    return keep

@@ -24,5 +24,6 @@ compressors: Registry[Any] = Registry(
         "router": "ragzip.compressors.router",
         "token-prune": "ragzip.compressors.token_prune",
         "abstractive": "ragzip.compressors.abstractive",
+        "provence": "ragzip.compressors.provence",
     },
 )

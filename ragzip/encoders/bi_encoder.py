@@ -13,6 +13,8 @@ from ragzip._optional import require
 from ragzip.cache.base import ByteCache
 from ragzip.cache.lru import LRU
 from ragzip.cache.typed import ArrayCodec, TypedCache
+from ragzip.encoders.relevance import RELEVANCE_CONFIG, tuned_encoder_dir
+from ragzip.lora import merge_lora, read_json
 from ragzip.models import resolve_model
 from ragzip.models_cache import shared_model
 from ragzip.text import scrub
@@ -122,8 +124,15 @@ class BiEncoder:
 
     def _load(self) -> Any:
         st = require("sentence_transformers", "bi-encoder scoring")
-        resolved = resolve_model(self.model_name)
-        model = st.SentenceTransformer(resolved.path, device=self.device)
+        adapters = tuned_encoder_dir(self.model_name)
+        if adapters is not None:  # LoRA adapters from `ragzip train`, merged into their base
+            base = str(read_json(adapters / RELEVANCE_CONFIG).get("base", "minilm"))
+            model = st.SentenceTransformer(resolve_model(base).path, device=self.device)
+            merge_lora(
+                model[0].auto_model, adapters, frozen_prefix="", hint="retrain with `ragzip train`"
+            )
+        else:
+            model = st.SentenceTransformer(resolve_model(self.model_name).path, device=self.device)
         if self.max_seq_length:
             model.max_seq_length = self.max_seq_length
         if self.quantize == "int8":

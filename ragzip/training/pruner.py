@@ -32,8 +32,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import platform
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -44,12 +42,18 @@ import numpy as np
 
 from ragzip._optional import require
 from ragzip.compressors.token_prune.defaults import (
-    ADAPTER_WEIGHTS,
     LABELS,
     PRUNER_CONFIG,
 )
 from ragzip.errors import ConfigError
 from ragzip.models import resolve_model
+from ragzip.training.common import (
+    hardware,
+    load_state,
+    save_lora,
+    save_state,
+    warmup_linear,
+)
 from ragzip.training.corpus import load_passages, parse_records
 from ragzip.training.teachers import Passage, SurprisalTeacher, Teacher, UnigramTeacher
 
@@ -311,10 +315,6 @@ def _student(base: str, config: TrainConfig) -> Any:
         return peft.get_peft_model(model, lora)
 
 
-def _trainable(model: Any) -> dict[str, Any]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def _fit(
     torch: Any,
     model: Any,
@@ -331,21 +331,16 @@ def _fit(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = max(1, steps_per_epoch * config.epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / max(1, total_steps // 10)) * max(0.0, 1 - s / total_steps),
-    )
+    scheduler = warmup_linear(torch, optimizer, total_steps)
     start_epoch, step, history = 0, 0, []
     if config.resume and state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
-        if state.get("mode") != config.mode:
+        mode = torch.load(state_path, weights_only=False).get("mode", "full")
+        if mode != config.mode:
             raise ConfigError(
-                f"{state_path} holds a {state.get('mode', 'full')!r} run, not {config.mode!r}: "
+                f"{state_path} holds a {mode!r} run, not {config.mode!r}: "
                 "pass --no-resume, or another --work directory"
             )
-        model.load_state_dict(state["trainable"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = load_state(torch, state_path, model, optimizer, scheduler)
         start_epoch, step, history = state["epoch"], state["step"], state["history"]
         _log.info("resuming from epoch %d", start_epoch)
     for epoch in range(start_epoch, config.epochs):
@@ -384,36 +379,15 @@ def _fit(
         )
         if config.progress:
             print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f} val F1 {metrics['f1']:.3f}")
-        torch.save(
-            {
-                "mode": config.mode,
-                "trainable": _trainable(model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch + 1,
-                "step": step,
-                "history": history,
-            },
-            state_path,
-        )
+        progress = {"mode": config.mode, "epoch": epoch + 1, "step": step, "history": history}
+        save_state(torch, state_path, model, optimizer, scheduler, progress)
     return history
 
 
 def _save(model: Any, tokenizer: Any, out: Path, config: TrainConfig) -> None:
     """Writes what the runtime loads: the LoRA adapters and head, or the whole checkpoint."""
     if config.mode == "lora":
-        peft = require("peft", "LoRA training of token pruners")
-        safetensors = require("safetensors.torch", "saving token pruners")
-        adapter = model.peft_config["default"]
-        adapter.base_model_name_or_path = config.base
-        adapter.inference_mode = True
-        adapter.save_pretrained(out)
-        weights = peft.get_peft_model_state_dict(model, save_embedding_layers=False)
-        safetensors.save_file(
-            {k: v.detach().contiguous() for k, v in weights.items()},
-            out / ADAPTER_WEIGHTS,
-            metadata={"format": "pt"},
-        )
+        save_lora(model, out, config.base)
     else:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
@@ -425,18 +399,6 @@ def _save(model: Any, tokenizer: Any, out: Path, config: TrainConfig) -> None:
         "inputs": "passage text only (no question)",
     }
     (out / PRUNER_CONFIG).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-
-
-def _hardware(torch: Any) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text("utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
 def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[str, Any]:
@@ -491,7 +453,7 @@ def train_pruner(config: TrainConfig, teacher: Teacher | None = None) -> dict[st
         "val": final,
         "history": history,
         "seconds": round(time.perf_counter() - started, 1),
-        "hardware": _hardware(torch),
+        "hardware": hardware(torch),
     }
     (out / "ragzip_pruner.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report

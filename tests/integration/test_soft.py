@@ -112,7 +112,7 @@ def test_segments_become_ceil_n_over_rate_embeddings(trained: tuple[Path, dict[s
 
 
 def test_untrained_encoder_is_mean_pooling_of_token_embeddings() -> None:
-    soft = SoftCompressor(rate=4, segment_tokens=8, cache="none")
+    soft = SoftCompressor("untrained", rate=4, segment_tokens=8, cache="none")
     text = "one two three four five six seven eight nine"
     ids = soft.tokenizer(text, add_special_tokens=False)["input_ids"][:8]
     got = soft.encode([text]).documents[0].embeddings[:2]
@@ -234,7 +234,7 @@ def test_bad_settings_and_inputs_raise_typed_errors(tmp_path: Path) -> None:
         SoftCompressor(tmp_path, rate=8)
     with pytest.raises(ModelNotFoundError, match="train-soft"):
         SoftCompressor(tmp_path, cache="none").warm_up()
-    soft = SoftCompressor(cache="none")
+    soft = SoftCompressor("untrained", cache="none")
     with pytest.raises(InvalidInputError):
         soft.encode("not a list")  # type: ignore[arg-type]
     gen = SoftGenerator(compressor=soft)
@@ -255,3 +255,11 @@ def test_train_soft_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     printed = capsys.readouterr().out
     assert "held-out loss" in printed and str(out) in printed
     assert SoftConfig.load(out).segment_tokens == 16
+
+
+def test_untrained_by_name_equals_none() -> None:
+    assert SoftCompressor("untrained", cache="none").encoder_path is None
+    assert (
+        SoftCompressor(" Untrained ", cache="none").params()
+        == SoftCompressor(cache="none").params()
+    )

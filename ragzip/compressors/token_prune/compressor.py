@@ -27,7 +27,8 @@ from ragzip.budget import allocate
 from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
 from ragzip.compressors.registry import compressors
 from ragzip.compressors.token_prune.defaults import DEFAULT_PRUNER
-from ragzip.compressors.token_prune.model import Dtype, ScoredText, TokenScorer
+from ragzip.compressors.token_prune.model import ScoredText, TokenScorer
+from ragzip.compressors.token_prune.relevance_words import relevance_words
 from ragzip.compressors.token_prune.words import (
     Words,
     drop_repeats,
@@ -36,7 +37,9 @@ from ragzip.compressors.token_prune.words import (
     llmlingua_keep,
     select_within,
 )
+from ragzip.encoders.relevance import RelevanceModel, is_relevance_model
 from ragzip.errors import ConfigError
+from ragzip.fastpath import Dtype
 from ragzip.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
 from ragzip.types import CompressedDocument, Span
 
@@ -91,7 +94,9 @@ class TokenPruneCompressor(BaseCompressor):
 
     Args:
         model: Pruner checkpoint: ``minilm-pruner`` (ragzip's trained default, offline),
-            ``llmlingua2-xlmr``/``llmlingua2-mbert`` (published, internet), a hub id or a path.
+            ``llmlingua2-xlmr``/``llmlingua2-mbert`` (published, internet), a hub id or a
+            path; or a cross relevance model (``ragzip train --kind cross``), whose token head
+            scores words with the question.
         backend: ``"ragzip"`` (this implementation) or ``"llmlingua"`` (the llmlingua package
             itself, ``pip install 'ragzip[llmlingua]'``, for parity checks).
         mode: ``"rate"`` keeps the most probable words that fit the budget; ``"threshold"``
@@ -109,7 +114,10 @@ class TokenPruneCompressor(BaseCompressor):
         drop_consecutive: Drop a force token repeated with nothing kept in between.
         token_to_word: ``"mean"`` or ``"first"`` subword probability per word.
         encoder: Bi-encoder of the coarse stage.
-        dtype: ``"fp32"``, ``"bf16"`` (CPU autocast) or ``"int8"`` (dynamic quantization).
+        sentence_weight: With a relevance model, the weight of "the word's sentence holds
+            the answer" next to "the word is part of the answer" in a word's score.
+        dtype: ``"auto"`` (bf16 only where a probe finds it faster than fp32), ``"fp32"``,
+            ``"bf16"`` (CPU autocast) or ``"int8"`` (dynamic quantization).
         batch_size: Chunks per forward pass.
         tokenizer: Token counter name.
 
@@ -152,7 +160,8 @@ class TokenPruneCompressor(BaseCompressor):
         drop_consecutive: bool = False,
         token_to_word: Literal["mean", "first"] = "mean",
         encoder: str = "minilm",
-        dtype: Dtype = "fp32",
+        sentence_weight: float = 0.5,
+        dtype: Dtype = "auto",
         batch_size: int = 16,
         tokenizer: str = DEFAULT_COUNTER,
     ) -> None:
@@ -184,7 +193,16 @@ class TokenPruneCompressor(BaseCompressor):
         self.encoder = encoder
         self.dtype = dtype
         self.batch_size = batch_size
+        self.sentence_weight = sentence_weight
         self.scorer = TokenScorer(model, dtype=dtype, batch_size=batch_size)
+        self._relevance: RelevanceModel | None = None
+        if is_relevance_model(model):
+            if backend != "ragzip" or mode == "llmlingua":
+                raise ConfigError(
+                    f"{model!r} is a relevance model: use it with backend='ragzip' and mode "
+                    "'rate' or 'threshold'"
+                )
+            self._relevance = RelevanceModel(model, dtype=dtype, batch_size=batch_size)
         self._coarse: Any = None
         self._llmlingua: Any = None
 
@@ -203,6 +221,7 @@ class TokenPruneCompressor(BaseCompressor):
         "drop_consecutive",
         "token_to_word",
         "encoder",
+        "sentence_weight",
         "dtype",
         "batch_size",
     )
@@ -215,6 +234,8 @@ class TokenPruneCompressor(BaseCompressor):
     def warm_up(self) -> None:
         if self.backend == "llmlingua":
             self._llmlingua_backend()
+        elif self._relevance is not None:
+            self._relevance.warm_up()
         else:
             self.scorer.warm_up()
         if self.question_aware:
@@ -245,13 +266,23 @@ class TokenPruneCompressor(BaseCompressor):
         if self.backend == "llmlingua":
             return self._via_llmlingua(request, active, bodies, scores)
         with request.timer("model"):
-            scored = self.scorer.score(
-                bodies,
-                force_tokens=self.force_tokens,
-                force_digits=self.force_reserve_digit,
-                token_to_word=self.token_to_word,
-                with_pieces=self.mode == "llmlingua",
-            )
+            if self._relevance is not None:
+                scored = relevance_words(
+                    self._relevance,
+                    request.query,
+                    bodies,
+                    sentence_weight=self.sentence_weight,
+                    force_digits=self.force_reserve_digit,
+                    token_to_word=self.token_to_word,
+                )
+            else:
+                scored = self.scorer.score(
+                    bodies,
+                    force_tokens=self.force_tokens,
+                    force_digits=self.force_reserve_digit,
+                    token_to_word=self.token_to_word,
+                    with_pieces=self.mode == "llmlingua",
+                )
         with request.timer("select"):
             words, groups = [], []
             for i, body, st in zip(active, bodies, scored, strict=True):

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from ragzip.errors import ModelNotFoundError
+from ragzip.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from ragzip.models import resolve_model
 
 __all__ = [
@@ -43,8 +44,6 @@ PUBLISHED = {
 #: Files of a pruner directory: ragzip's small config (base model, label scheme), and in LoRA
 #: form peft's adapter config and the adapters with the classification head (safetensors).
 PRUNER_CONFIG = "pruner_config.json"
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 #: Class names of a pruner's output, by index.
 LABELS = ("drop", "keep")
 

@@ -13,33 +13,31 @@ fast-path choice, hence one module a little over 350 lines.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import string
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
 from ragzip._optional import require
 from ragzip.compressors.token_prune.defaults import (
     ADAPTER_CONFIG,
-    ADAPTER_WEIGHTS,
     LABELS,
     PRUNER_CONFIG,
     resolve_pruner,
 )
 from ragzip.compressors.token_prune.words import Words, chunk_bounds, group_words
 from ragzip.errors import ConfigError, ModelNotFoundError
+from ragzip.fastpath import DTYPES, Dtype, resolve_dtype
+from ragzip.lora import merge_lora, read_json
 from ragzip.models import resolve_model
 
 __all__ = ["Dtype", "ScoredText", "TokenScorer", "load_pruner"]
 
-Dtype = Literal["fp32", "bf16", "int8"]
 _PUNCT = set(string.punctuation)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -66,42 +64,12 @@ def load_pruner(path: str) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text("utf-8"))) if path.is_file() else {}
-
-
-def _lora_scaling(adapter: dict[str, Any], folder: Path) -> float:
-    """``lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA) of plain LoRA adapters."""
-    unsupported = {
-        "peft_type": adapter.get("peft_type") != "LORA",
-        "use_dora": bool(adapter.get("use_dora")),
-        "fan_in_fan_out": bool(adapter.get("fan_in_fan_out")),
-        "rank_pattern": bool(adapter.get("rank_pattern")),
-        "alpha_pattern": bool(adapter.get("alpha_pattern")),
-        "lora_bias": bool(adapter.get("lora_bias")),
-        "bias": adapter.get("bias", "none") != "none",
-    }
-    wrong = [k for k, bad in unsupported.items() if bad]
-    if wrong:
-        raise ConfigError(
-            f"{folder}: ragzip merges plain LoRA adapters only (unsupported: {wrong}); "
-            "retrain with `ragzip train-pruner`, or merge them with peft and pass the result"
-        )
-    rank = int(adapter["r"])
-    alpha = float(adapter.get("lora_alpha", rank))
-    return alpha / math.sqrt(rank) if adapter.get("use_rslora") else alpha / rank
-
-
 def _load_lora(folder: Path) -> tuple[Any, Any]:
     """The base model named by the folder with its LoRA adapters merged and its head loaded."""
     torch = require("torch", "token pruning")
     transformers = require("transformers", "token pruning")
-    safetensors = require("safetensors.torch", "token pruning")
-    adapter = _read_json(folder / ADAPTER_CONFIG)
-    info = _read_json(folder / PRUNER_CONFIG)
-    scaling = _lora_scaling(adapter, folder)
-    if not (folder / ADAPTER_WEIGHTS).is_file():
-        raise ModelNotFoundError(f"{folder} has no {ADAPTER_WEIGHTS}; retrain the pruner")
+    adapter = read_json(folder / ADAPTER_CONFIG)
+    info = read_json(folder / PRUNER_CONFIG)
     base = resolve_model(str(info.get("base") or adapter["base_model_name_or_path"])).path
     labels = list(info.get("labels", LABELS))
     config = transformers.AutoConfig.from_pretrained(
@@ -115,35 +83,13 @@ def _load_lora(folder: Path) -> tuple[Any, Any]:
     missing, _ = model.base_model.load_state_dict(encoder.state_dict(), strict=False)
     if missing:
         raise ModelNotFoundError(f"{base} lacks encoder weights {missing[:3]} of its pruner")
-    weights = safetensors.load_file(str(folder / ADAPTER_WEIGHTS))
-    _merge_lora(model, weights, scaling, folder)
+    merge_lora(
+        model,
+        folder,
+        frozen_prefix=f"{model.base_model_prefix}.",
+        hint="train it with `ragzip train-pruner --mode lora`",
+    )
     return transformers.AutoTokenizer.from_pretrained(base), model
-
-
-def _merge_lora(model: Any, weights: dict[str, Any], scaling: float, folder: Path) -> None:
-    """Adds ``scaling * B @ A`` to each adapted weight and copies the saved head (peft's
-    ``modules_to_save``) into ``model``."""
-    torch = require("torch", "token pruning")
-    prefix = "base_model.model."
-    head = {n for n, _ in model.named_parameters()}
-    head -= {n for n in head if n.startswith(f"{model.base_model_prefix}.")}
-    with torch.no_grad():
-        for key, tensor in weights.items():
-            name = key.removeprefix(prefix)
-            if ".lora_B." in name:
-                continue
-            if ".lora_A." in name:
-                module = model.get_submodule(name.split(".lora_A.")[0])
-                up = weights[key.replace(".lora_A.", ".lora_B.")]
-                module.weight += scaling * (up.float() @ tensor.float())
-            else:
-                model.get_parameter(name).copy_(tensor)
-                head.discard(name)
-    if head:
-        raise ModelNotFoundError(
-            f"{folder / ADAPTER_WEIGHTS} lacks the classification head {sorted(head)}; "
-            "train it with `ragzip train-pruner --mode lora`"
-        )
 
 
 @dataclass(frozen=True)
@@ -160,8 +106,9 @@ class TokenScorer:
 
     Args:
         model: Hub id, local directory or short name of a token-classification checkpoint.
-        dtype: ``"fp32"``; ``"bf16"`` runs under CPU bfloat16 autocast; ``"int8"`` applies
-            dynamic int8 quantization to the linear layers.
+        dtype: ``"auto"`` (bf16 only where a probe finds it faster than fp32), ``"fp32"``;
+            ``"bf16"`` runs under CPU bfloat16 autocast; ``"int8"`` applies dynamic int8
+            quantization to the linear layers.
         batch_size: Chunks per forward pass.
         max_length: Tokens per chunk including the two special tokens (capped by the model).
         chunk_end_tokens: Token strings a chunk may end at (sentence ends).
@@ -176,16 +123,17 @@ class TokenScorer:
         self,
         model: str,
         *,
-        dtype: Dtype = "fp32",
+        dtype: Dtype = "auto",
         batch_size: int = 16,
         max_length: int = 512,
         chunk_end_tokens: Sequence[str] = (".", "\n"),
         keep_label: int = 1,
     ) -> None:
-        if dtype not in ("fp32", "bf16", "int8"):
-            raise ConfigError(f"dtype must be 'fp32', 'bf16' or 'int8', got {dtype!r}")
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.model_name = model
         self.dtype = dtype
+        self._dtype = dtype  # "auto" is resolved when the model loads
         self.batch_size = batch_size
         self.max_length = max_length
         self.chunk_end_tokens = tuple(chunk_end_tokens)
@@ -208,7 +156,8 @@ class TokenScorer:
         if not getattr(tokenizer, "is_fast", False):
             raise ConfigError(f"{self.model_name}: token pruning needs a fast tokenizer")
         model.eval()
-        if self.dtype == "int8":
+        self._dtype = cast(Dtype, resolve_dtype(self.dtype))
+        if self._dtype == "int8":
             model = torch.ao.quantization.quantize_dynamic(
                 model, {torch.nn.Linear}, dtype=torch.qint8
             )
@@ -285,7 +234,7 @@ class TokenScorer:
                     "input_ids": torch.from_numpy(ids),
                     "attention_mask": torch.from_numpy(mask),
                 }
-                if self.dtype == "bf16":
+                if self._dtype == "bf16":
                     with torch.autocast("cpu", dtype=torch.bfloat16):
                         logits = model(**inputs).logits
                 else:

@@ -65,15 +65,20 @@ def load_decoder(name: str, device: str | None = None, dtype: str = "auto") -> t
     return shared_model("decoder", name, load, (device, dtype))
 
 
+#: The name of an untrained encoder (the same as ``encoder=None``).
+UNTRAINED = "untrained"
+
+
 class SoftCompressor:
     """Encodes documents into soft embeddings, caching every segment by content.
 
     Args:
-        encoder: Directory of a trained encoder (``ragzip train-soft``), or ``None`` for the
-            untrained encoder (mean pooling of token embeddings; works, but a trained one
-            recovers much more of the full text's effect: see the README).
+        encoder: Directory of a trained encoder (``ragzip train-soft``), or ``None`` /
+            ``"untrained"`` for the untrained encoder (mean pooling of token embeddings;
+            works, but a trained one recovers much more of the full text's effect: see the
+            README).
         decoder, rate, segment_tokens, kind, layers: Encoder settings when ``encoder`` is
-            ``None`` (a trained encoder brings its own; passing different ones is an error).
+            untrained (a trained encoder brings its own; passing different ones is an error).
         cache: Where segment embeddings are cached: a :mod:`ragzip.cache` spec such as
             ``"memory"``, ``"disk:/var/cache/ragzip"``, ``"memory+redis://host:6379/0"``, a cache
             object, or ``None`` for the process-wide default (``RAGZIP_CACHE``).
@@ -104,6 +109,8 @@ class SoftCompressor:
             "layers": layers,
         }
         asked = {k: v for k, v in asked.items() if v is not None}
+        if encoder is not None and str(encoder).strip().lower() == UNTRAINED:
+            encoder = None
         if encoder is not None:
             self.config = SoftConfig.load(encoder)
             clash = {k: v for k, v in asked.items() if getattr(self.config, k) != v}
