@@ -33,6 +33,7 @@ from ragzip.lora import ADAPTER_WEIGHTS
 from ragzip.models import resolve_model
 from ragzip.text import segment, term_overlap
 from ragzip.training.common import (
+    apply_step,
     hardware,
     load_state,
     save_lora,
@@ -248,12 +249,7 @@ def train_bi_encoder(config: BiEncoderTrainConfig) -> dict[str, Any]:
                 if len(batch) < 2:
                     continue
                 loss = _step_loss(torch, tokenizer, model, batch, config, rng)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                losses.append(float(loss.detach()))
+                losses.append(apply_step(torch, loss, params, optimizer, scheduler))
                 step += 1
                 bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
                 if config.max_steps is not None and step >= config.max_steps:

@@ -10,7 +10,7 @@ from typing import Any
 from ragzip._optional import require
 from ragzip.lora import ADAPTER_WEIGHTS
 
-__all__ = ["hardware", "load_state", "save_lora", "save_state", "warmup_linear"]
+__all__ = ["apply_step", "hardware", "load_state", "save_lora", "save_state", "warmup_linear"]
 
 
 def save_lora(model: Any, out: Path, base: str) -> None:
@@ -82,3 +82,13 @@ def load_state(
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     return state
+
+
+def apply_step(torch: Any, loss: Any, params: list[Any], optimizer: Any, scheduler: Any) -> float:
+    """One optimizer step of every recipe (gradients clipped at norm 1); the loss value."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return float(loss.detach())

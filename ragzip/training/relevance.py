@@ -46,6 +46,7 @@ from ragzip.errors import ConfigError
 from ragzip.lora import ADAPTER_WEIGHTS
 from ragzip.text import term_overlap
 from ragzip.training.common import (
+    apply_step,
     hardware,
     load_state,
     save_lora,
@@ -283,12 +284,7 @@ def _fit(
             torch.manual_seed(config.seed + 1000 + epoch)
             for batch in bar:
                 loss = _loss(torch, tokenizer, net, batch)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                losses.append(float(loss.detach()))
+                losses.append(apply_step(torch, loss, params, optimizer, scheduler))
                 step += 1
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
                 if config.max_steps is not None and step >= config.max_steps:
