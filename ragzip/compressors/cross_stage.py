@@ -20,6 +20,7 @@ from ragzip.budget import standardize
 from ragzip.compressors.base import Request
 from ragzip.encoders.relevance import PassageScores, RelevanceModel
 from ragzip.errors import MissingDependencyError, ModelNotFoundError
+from ragzip.types import Span
 
 __all__ = ["CrossScores", "CrossStage"]
 
@@ -33,6 +34,24 @@ class CrossScores:
     docs: tuple[int, ...]
     doc_scores: np.ndarray  # per document index of the request; -inf for unread documents
     passages: dict[int, PassageScores]
+
+    def document_priority(self, priority: np.ndarray, weight: float) -> np.ndarray:
+        """``priority`` (one per document) plus ``weight`` times the model's standardized
+        passage score for the documents it read; the others get the lowest addition."""
+        read = list(self.passages)
+        added = standardize(np.array([self.passages[i].relevance for i in read]))
+        out = priority + weight * float(added.min())
+        out[read] = priority[read] + weight * added
+        return out
+
+    def sentence_keep(self, owner: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
+        """The keep probability of each sentence (document ``owner``, character ``spans``):
+        the mean over its tokens; 0 for sentences of documents the model did not read."""
+        keep = np.zeros(len(spans))
+        for i, scored in self.passages.items():
+            members = np.flatnonzero(owner == i).tolist()
+            keep[members] = scored.span_scores([(spans[j].start, spans[j].end) for j in members])
+        return keep
 
 
 class CrossStage:

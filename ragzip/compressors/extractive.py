@@ -38,7 +38,7 @@ import numpy as np
 
 from ragzip.budget import standardize
 from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
-from ragzip.compressors.cross_stage import CrossScores, CrossStage
+from ragzip.compressors.cross_stage import CrossStage
 from ragzip.compressors.document_rank import DocumentRanker
 from ragzip.compressors.registry import compressors
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
@@ -281,7 +281,7 @@ class ExtractiveCompressor(BaseCompressor):
             with request.timer("cross"):
                 cross = stage.score(request, order, doc_scores)
             order = list(cross.docs) + [i for i in order if i not in cross.passages]
-            doc_priority = _with_cross(doc_priority, cross, self.passage_weight)
+            doc_priority = cross.document_priority(doc_priority, self.passage_weight)
         candidates = self._candidates(request, order)
         with request.timer("segment"):
             units = self._segment(request, candidates)
@@ -303,7 +303,7 @@ class ExtractiveCompressor(BaseCompressor):
                 priority = priority + self.doc_weight * doc_priority[units.owner]
             allowed = None
             if cross is not None:
-                keep = _keep_of(units, cross)
+                keep = cross.sentence_keep(units.owner, units.spans)
                 priority = priority + self.cross_weight * standardize(keep)
                 if self.keep_threshold is not None:
                     allowed = keep >= self.keep_threshold
@@ -470,23 +470,3 @@ class ExtractiveCompressor(BaseCompressor):
                 )
             )
         return kept
-
-
-def _with_cross(doc_priority: np.ndarray, cross: CrossScores, weight: float) -> np.ndarray:
-    """Document priorities with the model's standardized passage score added (weighted) for
-    the documents it read; the others get the lowest of those additions."""
-    read = list(cross.passages)
-    added = standardize(np.array([cross.passages[i].relevance for i in read]))
-    out = doc_priority + weight * float(added.min())
-    out[read] = doc_priority[read] + weight * added
-    return out
-
-
-def _keep_of(units: _Units, cross: CrossScores) -> np.ndarray:
-    """Each sentence's keep probability (mean over its tokens); 0 for unread documents."""
-    keep = np.zeros(len(units.texts))
-    for i, scored in cross.passages.items():
-        members = np.flatnonzero(units.owner == i)
-        spans = [(units.spans[j].start, units.spans[j].end) for j in members]
-        keep[members] = scored.span_scores(spans)
-    return keep

@@ -39,6 +39,7 @@ from ragzip.training.common import (
     save_lora,
     save_state,
     warmup_linear,
+    with_lora,
 )
 from ragzip.training.corpus import parse_records
 from ragzip.training.relevance_labels import Group, Labeled, load_groups
@@ -176,20 +177,11 @@ def evaluate(
 def _lora_model(config: BiEncoderTrainConfig) -> tuple[Any, Any]:
     torch = require("torch", "training the bi-encoder")
     transformers = require("transformers", "training the bi-encoder")
-    peft = require("peft", "LoRA training of the bi-encoder")
     path = resolve_model(config.base).path
     model = transformers.AutoModel.from_pretrained(
         path, dtype=torch.float32, add_pooling_layer=False
     )
-    lora = peft.LoraConfig(
-        r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.lora_targets),
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(config.seed)
-        return transformers.AutoTokenizer.from_pretrained(path), peft.get_peft_model(model, lora)
+    return transformers.AutoTokenizer.from_pretrained(path), with_lora(model, config)
 
 
 def train_bi_encoder(config: BiEncoderTrainConfig) -> dict[str, Any]:

@@ -10,7 +10,15 @@ from typing import Any
 from ragzip._optional import require
 from ragzip.lora import ADAPTER_WEIGHTS
 
-__all__ = ["apply_step", "hardware", "load_state", "save_lora", "save_state", "warmup_linear"]
+__all__ = [
+    "apply_step",
+    "hardware",
+    "load_state",
+    "save_lora",
+    "save_state",
+    "warmup_linear",
+    "with_lora",
+]
 
 
 def save_lora(model: Any, out: Path, base: str) -> None:
@@ -92,3 +100,21 @@ def apply_step(torch: Any, loss: Any, params: list[Any], optimizer: Any, schedul
     scheduler.step()
     optimizer.zero_grad()
     return float(loss.detach())
+
+
+def with_lora(model: Any, config: Any, **extra: Any) -> Any:
+    """``model`` wrapped with peft LoRA adapters from a recipe's ``lora_rank``,
+    ``lora_alpha``, ``lora_dropout`` and ``lora_targets``, seeded by its ``seed``; ``extra``
+    goes to ``peft.LoraConfig`` (task type, heads to save, layers)."""
+    torch = require("torch", "LoRA training")
+    peft = require("peft", "LoRA training")
+    lora = peft.LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_targets),
+        **extra,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        return peft.get_peft_model(model, lora)

@@ -54,6 +54,7 @@ from ragzip.training.common import (
     save_lora,
     save_state,
     warmup_linear,
+    with_lora,
 )
 from ragzip.training.corpus import load_passages, parse_records
 from ragzip.training.teachers import Passage, SurprisalTeacher, Teacher, UnigramTeacher
@@ -302,18 +303,8 @@ def _student(base: str, config: TrainConfig) -> Any:
     model = _fresh_model(base, config.seed)
     if config.mode == "full":
         return model
-    torch = require("torch", "training token pruners")
     peft = require("peft", "LoRA training of token pruners")
-    lora = peft.LoraConfig(
-        task_type=peft.TaskType.TOKEN_CLS,
-        r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.lora_targets),
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(config.seed)
-        return peft.get_peft_model(model, lora)
+    return with_lora(model, config, task_type=peft.TaskType.TOKEN_CLS)
 
 
 def _fit(

@@ -52,6 +52,7 @@ from ragzip.training.common import (
     save_lora,
     save_state,
     warmup_linear,
+    with_lora,
 )
 from ragzip.training.corpus import parse_records
 from ragzip.training.relevance_labels import Group, load_groups, token_labels
@@ -219,24 +220,17 @@ def evaluate(
 
 
 def _lora_net(net: Any, config: RelevanceTrainConfig) -> Any:
-    torch = require("torch", "training the relevance model")
-    peft = require("peft", "LoRA training of the relevance model")
     depth = int(net.encoder.config.num_hidden_layers)
     layers = None
     if config.lora_layers is not None and config.lora_layers < depth:
         layers = list(range(depth - config.lora_layers, depth))  # below them: no backward
-    lora = peft.LoraConfig(
-        r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.lora_targets),
+    return with_lora(
+        net,
+        config,
         modules_to_save=["passage_head", "token_head"],
         layers_to_transform=layers,
         layers_pattern="layer" if layers else None,
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(config.seed)
-        return peft.get_peft_model(net, lora)
 
 
 def _batches(
