@@ -27,6 +27,34 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
+# --- git checkouts for the code-training tests -----------------------------------------------
+GitRepo = Callable[[Path, dict[str, "str | bytes"]], Path]
+
+
+@pytest.fixture(scope="session")
+def git_repo() -> GitRepo:
+    """Writes ``files`` (path -> text or bytes) under a folder and commits them with git."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def make(root: Path, files: dict[str, str | bytes]) -> Path:
+        root.mkdir(parents=True, exist_ok=True)
+        for rel, content in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+        git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "init"], check=True)
+        return root
+
+    return make
+
+
 # --- Redis for the cache tests ----------------------------------------------------------------
 # scripts/test.sh installs redis-server and exports RAGZIP_TEST_REDIS_URL; without it, a private
 # server is started when redis-server is on PATH, else the Redis tests skip.

@@ -278,14 +278,50 @@ def cmd_train(args: argparse.Namespace) -> int:
         set_ = {k: v for k, v in chosen.items() if v is not None}
         report = train_bi_encoder(BiEncoderTrainConfig(**common, **set_))
         before = report["val_before"] or {}
-        figures = f"answer-sentence top-1 {report['val']['sentence_top1']:.3f}" + (
-            f" (base model {before['sentence_top1']:.3f})" if before else ""
+        figures = f"answer-sentence top-1 {report['val']['top1']:.3f}" + (
+            f" (base model {before['top1']:.3f})" if before else ""
         )
         params = {"sentence_model": args.out}
     print(
         f"trained in {report['seconds']:.0f} s; held-out questions: {figures}; saved to {args.out}"
     )
     print(f"use it: ragzip compress --compressor extractive --params '{json.dumps(params)}'")
+    return 0
+
+
+def cmd_train_code(args: argparse.Namespace) -> int:
+    """Trains the code relevance model on git checkouts and prints its held-out figures."""
+    from ragzip.training.code import CodeTrainConfig, describe, train_code
+
+    config = CodeTrainConfig(
+        repos=tuple(args.repo),
+        out=args.out,
+        work=args.work,
+        base=args.base,
+        epochs=args.epochs,
+        batch_questions=args.batch,
+        hard_negatives=args.hard_negatives,
+        max_pairs_per_repo=args.max_pairs_per_repo or None,
+        max_length=args.max_length,
+        learning_rate=args.learning_rate,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        val_share=args.val_share,
+        include_tests=args.include_tests,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    report = train_code(config)
+    card = report["data_card"]
+    print(
+        f"mined {card['train_questions'] + card['val_questions']} documented functions from "
+        f"{len(card['repositories'])} repositories; trained in {report['seconds']:.0f} s; "
+        f"{describe(report)}; saved to {args.out}"
+    )
+    params = {"encoder": args.out}
+    print(f"use it: ragzip compress --compressor code --params '{json.dumps(params)}'")
     return 0
 
 

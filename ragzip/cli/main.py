@@ -228,6 +228,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser(
+        "train-code",
+        help="train the code compressor's relevance model on the documented functions of git "
+        "checkouts (self-supervised)",
+    )
+    p.add_argument(
+        "--repo", action="append", required=True, help="folder of a git checkout (repeat)"
+    )
+    p.add_argument("--out", required=True, help="directory to write the trained model to")
+    p.add_argument("--work", default=None, help="training state (default OUT)")
+    p.add_argument("--base", default="minilm", help="encoder to adapt (default minilm)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch", type=int, default=16, help="questions per step")
+    p.add_argument(
+        "--hard-negatives", type=int, default=2, help="same-file chunks per question (default 2)"
+    )
+    p.add_argument(
+        "--max-pairs-per-repo",
+        type=int,
+        default=400,
+        help="documented functions sampled per repository (default 400; 0: all)",
+    )
+    p.add_argument("--max-length", type=int, default=128, help="tokens per chunk (default 128)")
+    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--lora-rank", type=int, default=16)
+    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument("--val-share", type=float, default=0.1, help="held-out share of files")
+    p.add_argument("--include-tests", action="store_true", help="also mine tests, docs, vendor")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser(
         "train-soft", help="train a soft encoder (segment -> decoder embeddings) by distillation"
     )
     p.add_argument("--out", required=True, help="directory to write the trained encoder to")

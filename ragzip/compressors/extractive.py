@@ -30,7 +30,6 @@ over 350 lines); document ranking lives in :mod:`.document_rank`.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -42,15 +41,13 @@ from ragzip.compressors.cross_stage import CrossStage
 from ragzip.compressors.document_rank import DocumentRanker
 from ragzip.compressors.registry import compressors
 from ragzip.encoders.bi_encoder import BiEncoder, get_bi_encoder
-from ragzip.encoders.relevance import DEFAULT_RELEVANCE, tuned_encoder_dir
+from ragzip.encoders.relevance import DEFAULT_RELEVANCE, shipped_or
 from ragzip.registry import check_choice
 from ragzip.text import segment, term_overlap
 from ragzip.tokens import DEFAULT_COUNTER
 from ragzip.types import CompressedDocument, Span
 
 __all__ = ["ExtractiveCompressor"]
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -243,10 +240,7 @@ class ExtractiveCompressor(BaseCompressor):
         """The sentence stage's encoder: ``sentence_model`` (the shipped tuned MiniLM by
         default), or ``encoder`` when it is ``None`` or missing from this installation."""
         if self._sentence_encoder is None:
-            name = self.sentence_model or self.encoder
-            if self.sentence_model == DEFAULT_RELEVANCE and tuned_encoder_dir(name) is None:
-                _log.warning("%s is missing from this installation; using %s", name, self.encoder)
-                name = self.encoder
+            name = shipped_or(self.sentence_model or self.encoder, self.encoder)
             self._sentence_encoder = get_bi_encoder(name, quantize=self.quantize)
         return self._sentence_encoder
 

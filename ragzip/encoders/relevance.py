@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,8 +51,10 @@ from ragzip.text import scrub
 
 __all__ = [
     "CHANNELS",
+    "DEFAULT_CODE",
     "DEFAULT_RELEVANCE",
     "RELEVANCE_CONFIG",
+    "SHIPPED",
     "PassageScores",
     "RelevanceModel",
     "Window",
@@ -61,10 +64,21 @@ __all__ = [
     "is_relevance_model",
     "load_relevance",
     "resolve_relevance",
+    "shipped_or",
     "tuned_encoder_dir",
 ]
 
+_log = logging.getLogger(__name__)
+
 DEFAULT_RELEVANCE = "ragzip-relevance"
+#: The code compressor's tuned encoder (``ragzip train-code`` on public repositories).
+DEFAULT_CODE = "ragzip-code"
+#: Models shipped in ``ragzip/data/models``, by the names that load them.
+SHIPPED = {
+    DEFAULT_RELEVANCE: DEFAULT_RELEVANCE,
+    "relevance": DEFAULT_RELEVANCE,
+    DEFAULT_CODE: DEFAULT_CODE,
+}
 #: ragzip's description of a relevance model folder: base encoder, channels, window.
 RELEVANCE_CONFIG = "relevance_config.json"
 #: Token-head channels, by index.
@@ -73,8 +87,9 @@ _NET: dict[str, type] = {}
 
 
 def _folder(name: str) -> Path:
-    if normalize_model_name(name) in (DEFAULT_RELEVANCE, "relevance"):
-        return Path(str(resources.files("ragzip") / "data" / "models" / DEFAULT_RELEVANCE))
+    shipped = SHIPPED.get(normalize_model_name(name))
+    if shipped is not None:
+        return Path(str(resources.files("ragzip") / "data" / "models" / shipped))
     return Path(name).expanduser()
 
 
@@ -97,6 +112,15 @@ def resolve_relevance(name: str) -> Path:
             "`ragzip train --kind cross`"
         )
     return folder
+
+
+def shipped_or(name: str, fallback: str) -> str:
+    """``name``, or ``fallback`` (with a warning) when ``name`` is a shipped model that is
+    missing from this installation (a trimmed package, an install from a bare sdist)."""
+    if normalize_model_name(name) in SHIPPED and _kind(_folder(name)) is None:
+        _log.warning("%s is missing from this installation; using %s", name, fallback)
+        return fallback
+    return name
 
 
 def tuned_encoder_dir(name: str) -> Path | None:

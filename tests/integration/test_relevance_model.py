@@ -191,7 +191,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, data: Path) -> tuple[Path, d
 def test_bi_encoder_training_reports_and_reloads(tuned: tuple[Path, dict[str, Any]]) -> None:
     out, report = tuned
     assert [h["epoch"] for h in report["history"]] == [1, 2]
-    assert report["val_before"]["sentence_top1"] >= 0 and "sentence_top1" in report["val"]
+    assert report["val_before"]["top1"] >= 0 and "top1" in report["val"]
     assert json.loads((out / "relevance_config.json").read_text())["kind"] == "bi-encoder"
     assert tuned_encoder_dir(str(out)) == out and tuned_encoder_dir("minilm") is None
     vectors = BiEncoder(str(out)).encode(["Who painted the Mona Lisa?"])

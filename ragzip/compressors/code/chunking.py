@@ -32,6 +32,7 @@ __all__ = [
     "comment_prefix",
     "detect_language",
     "line_blocks",
+    "name_words",
 ]
 
 
@@ -161,6 +162,16 @@ _MIN_HINT = 4.0
 _COMMENTS = {"python": "#", "ruby": "#", "shell": "#"}
 
 
+def name_words(name: str) -> str:
+    """A chunk's name in words and a newline (``MultiDict.getlist`` -> ``multi dict getlist``):
+    what the code compressor puts before a chunk's text for the bi-encoder, as identifiers
+    split into words match a natural-language query better than the raw token."""
+    words: list[str] = []
+    for part in re.split(r"[^A-Za-z0-9]+", name):
+        words += re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", part).lower().split()
+    return " ".join(words) + "\n" if words else ""
+
+
 def comment_prefix(language: str | None) -> str:
     """The line-comment syntax of ``language`` (``#`` when unknown and for prose)."""
     if language is None:
@@ -240,7 +251,7 @@ def chunk_code(text: str, language: str | None = None, *, path: str | None = Non
         return line_blocks(lines)
     found: list[Chunk] = []
     _visit(tree.root_node, LANGUAGES[language], lines, "", False, found)
-    return _fill(found, lines)
+    return _attach_comments(_fill(found, lines), lines)
 
 
 def _name(node: Any) -> str:
@@ -362,6 +373,31 @@ def _gap(chunks: list[Chunk], lines: list[str], start: int, end: int) -> None:
         chunks[-1] = Chunk(last.start, end, "module", "", last.signature)
         return
     chunks.append(_make(lines, start, end, "module", ""))
+
+
+_LEADING = re.compile(r"\s*(//|/\*|\*|#(?!!)|@)")  # comments, attributes, decorators
+
+
+def _attach_comments(chunks: list[Chunk], lines: list[str]) -> list[Chunk]:
+    """A definition takes the comment block (and attributes) right above it from the chunk
+    before: its documentation in every language but Python's docstrings (``///``,
+    ``/** */``, Go's ``//``), so a query that matches it finds the definition it describes."""
+    out: list[Chunk] = []
+    for chunk in chunks:
+        if out and chunk.kind in ("function", "method", "class"):
+            before = out[-1]
+            start = chunk.start
+            while start > before.start and _LEADING.match(lines[start - 1]):
+                start -= 1
+            if start < chunk.start:
+                if any(ln.strip() for ln in lines[before.start : start]):
+                    out[-1] = Chunk(before.start, start, before.kind, before.name, before.signature)
+                else:  # the chunk before was only this comment
+                    out.pop()
+                    start = before.start
+                chunk = Chunk(start, chunk.end, chunk.kind, chunk.name, chunk.signature)
+        out.append(chunk)
+    return out
 
 
 def line_blocks(lines: list[str], max_lines: int = 40) -> list[Chunk]:

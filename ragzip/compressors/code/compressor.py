@@ -3,8 +3,8 @@
 1. **Chunking**: each document is split by :func:`~ragzip.compressors.code.chunking.chunk_code`
    (functions, methods, class headers, module remainder; blank-line blocks for other text).
 2. **Coarse**: chunks are ranked by :class:`~ragzip.compressors.code.scoring.ChunkScorer`
-   (bi-encoder, LM likelihood gain, or both). In rank order, a chunk is kept whole when it fits
-   the remaining budget.
+   (by default the shipped ``ragzip-code`` bi-encoder; LM likelihood gain, or both). In rank
+   order, a chunk is kept whole when it fits the remaining budget.
 3. **Fine**: the first ``fine_top`` ranked chunks that do not fit whole are pruned: their
    header (decorators and signature) is kept and their body blocks (blank-line / statement
    groups of at most ``max_block_lines`` lines; sentences for prose) are chosen by 0/1
@@ -21,14 +21,13 @@ Lines and rendering live in :mod:`.layout`, the fine stage in :mod:`.fine` (bloc
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar, Literal
 
 import numpy as np
 
 from ragzip.compressors.base import BaseCompressor, MethodOutput, Request
 from ragzip.compressors.code.blocks import Spans
-from ragzip.compressors.code.chunking import Chunk, comment_prefix
+from ragzip.compressors.code.chunking import Chunk, comment_prefix, name_words
 from ragzip.compressors.code.fine import FORCED, FineStage
 from ragzip.compressors.code.knapsack import knapsack
 from ragzip.compressors.code.layout import (
@@ -43,6 +42,7 @@ from ragzip.compressors.code.layout import (
 )
 from ragzip.compressors.code.scoring import ChunkScorer, Scoring
 from ragzip.compressors.registry import compressors
+from ragzip.encoders.relevance import DEFAULT_CODE
 from ragzip.errors import ConfigError
 from ragzip.registry import check_choice
 from ragzip.tokens import DEFAULT_COUNTER
@@ -56,10 +56,12 @@ class CodeCompressor(BaseCompressor):
     """Query-aware compression of source code (LongCodeZip-style, coarse-to-fine).
 
     Args:
-        scoring: Coarse ranking: ``"bi"`` (bi-encoder), ``"lm"`` (LM likelihood gain on the
-            ``lm_top`` bi-encoder candidates) or ``"blend"`` of both (the default: it ranked
-            best on code-needle; ``"bi"`` is several times cheaper, see the README).
-        encoder: Bi-encoder name.
+        scoring: Coarse ranking: ``"bi"`` (bi-encoder, the default), ``"lm"`` (LM likelihood
+            gain on the ``lm_top`` bi-encoder candidates) or ``"blend"`` of both (with
+            ``ragzip-code``, about 4x slower for a little more on code-needle; see the README).
+        encoder: Bi-encoder: ``ragzip-code`` (MiniLM tuned by ``ragzip train-code`` on public
+            repositories, shipped), a directory written by ``ragzip train-code``, or any
+            sentence-transformers model (``minilm``).
         lm: Causal LM for ``lm``/``blend`` scoring.
         lm_top: Chunks re-scored by the LM.
         lm_weight: Weight of the LM in the blend.
@@ -89,9 +91,9 @@ class CodeCompressor(BaseCompressor):
 
     def __init__(
         self,
-        scoring: Scoring = "blend",
+        scoring: Scoring = "bi",
         *,
-        encoder: str = "minilm",
+        encoder: str = DEFAULT_CODE,
         lm: str = "smollm2-135m",
         lm_top: int = 8,
         lm_weight: float = 1.0,
@@ -154,7 +156,7 @@ class CodeCompressor(BaseCompressor):
         texts = [chunk_text(docs[i], c) for i, c in units]
         with request.timer("score"):
             comment = comment_prefix(next((d.language for d in docs if d.is_code), None))
-            names = [_describe(c) for _, c in units]
+            names = [name_words(c.name) for _, c in units]
             scores = self.scorer.score(request.query, texts, comment, prefixes=names)
             priority = scores + np.array(
                 [FORCED if request.budget.must_keep(t) else 0.0 for t in texts]
@@ -327,17 +329,3 @@ class CodeCompressor(BaseCompressor):
                 )
             )
         return result
-
-
-def _describe(chunk: Chunk) -> str:
-    """The chunk's name in words (``MultiDict.getlist`` -> ``multi dict getlist``), one line.
-
-    Prefixed to the text the bi-encoder scores: identifiers in snake or camel case split into
-    words match a natural-language query better than the raw token.
-    """
-    if not chunk.name:
-        return ""
-    words: list[str] = []
-    for part in re.split(r"[^A-Za-z0-9]+", chunk.name):
-        words += re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", part).lower().split()
-    return " ".join(words) + "\n" if words else ""
