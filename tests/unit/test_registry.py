@@ -174,7 +174,7 @@ def test_good_literal_options_still_build() -> None:
     code = compressors.build(
         {"type": "code", "params": {"elision": "short", "block_split": "perplexity"}}
     )
-    assert (code.elision, code.block_split, code.scorer.mode) == ("short", "perplexity", "blend")
+    assert (code.elision, code.block_split, code.scorer.mode) == ("short", "perplexity", "bi")
     assert compressors.build({"type": "extractive", "params": {"quantize": "int8"}}).quantize
     assert compressors.build({"type": "extractive", "params": {"quantize": None}}).quantize is None
     router = compressors.build({"type": "router", "params": {"allocation": "relevance"}})
