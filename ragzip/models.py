@@ -18,6 +18,7 @@ import importlib.util
 import os
 import threading
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from ragzip.errors import ConfigError, ModelNotFoundError
@@ -28,6 +29,7 @@ __all__ = [
     "cache_dir",
     "normalize_model_name",
     "resolve_model",
+    "shipped_model_dir",
 ]
 
 SHORT_NAMES = {
@@ -57,6 +59,12 @@ def cache_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(base) / "ragzip"
+
+
+def shipped_model_dir(name: str) -> Path:
+    """The folder of a model ragzip ships in ``ragzip/data/models`` (it may be missing from a
+    trimmed installation: callers check for the files they need)."""
+    return Path(str(resources.files("ragzip") / "data" / "models" / name))
 
 
 def _package_dir(module: str) -> Path | None:

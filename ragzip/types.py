@@ -22,6 +22,8 @@ __all__ = [
     "Document",
     "ScoredDocument",
     "Span",
+    "as_documents",
+    "unique_ids",
 ]
 
 
@@ -292,3 +294,18 @@ def as_documents(items: Iterable[Document | str | Mapping[str, Any]]) -> list[Do
     if isinstance(items, str | bytes | Mapping):
         raise InvalidInputError("documents must be a list, not a single string or dict")
     return [Document.from_any(obj, i) for i, obj in enumerate(items)]
+
+
+def unique_ids(documents: Iterable[Document]) -> list[Document]:
+    """The documents with repeated ids made unique (``id#position``), as compressors see them.
+
+    Results refer to documents by id; a later duplicate becomes ``f"{id}#{position}"``.
+    """
+    seen: set[str] = set()
+    out = []
+    for i, doc in enumerate(documents):
+        if doc.id in seen:
+            doc = Document(doc.text, id=f"{doc.id}#{i}", metadata=doc.metadata)
+        seen.add(doc.id)
+        out.append(doc)
+    return out

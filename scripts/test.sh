@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh) and runs the whole test suite. Extra arguments go to pytest.
 #
-# The Redis cache tests need a redis-server: when none is on PATH and we are root with apt-get,
-# it is installed; one is started on a free loopback port for the run (no persistence) and its
-# URL exported as RAGZIP_TEST_REDIS_URL. Without one, those tests skip.
+# The Redis cache tests need a redis-server, the inspector's browser tests Chromium and its
+# driver: when missing and we are root with apt-get, Debian's packages are installed. A
+# redis-server is started on a free loopback port for the run (no persistence) and its URL
+# exported as RAGZIP_TEST_REDIS_URL. Without them, those tests skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
-  && command -v apt-get >/dev/null 2>&1; then
-  echo "scripts/test.sh: installing redis-server"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq redis-server >/dev/null 2>&1 \
-    || (apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null) \
-    || echo "scripts/test.sh: could not install redis-server; the Redis tests will skip"
-fi
+# apt_install WHAT PROBE PACKAGE...: installs the packages when command PROBE is missing (as root).
+apt_install() {
+  local what=$1 probe=$2
+  shift 2
+  if ! command -v "$probe" >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
+    && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$@" >/dev/null 2>&1 \
+      || (apt-get update -qq >/dev/null && apt-get install -y -qq "$@" >/dev/null) \
+      || echo "scripts/test.sh: could not install $*; the $what tests will skip"
+  fi
+}
+apt_install Redis redis-server redis-server
+apt_install browser chromedriver chromium chromium-driver
 REDIS_PID=""
 stop_redis() {
   if [ -n "$REDIS_PID" ]; then

@@ -81,8 +81,19 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if args.ratio is None and args.tokens is None:
         args.ratio = 4.0
     budget = Budget(ratio=args.ratio, tokens=args.tokens, keep=tuple(args.keep))
-    result = _compressor(args).compress(args.query, docs, budget)
+    compressor = _compressor(args)
+    if args.html:
+        from ragzip.inspector import check_report_path
+
+        check_report_path(args.html)
+    result = compressor.compress(args.query, docs, budget)
     _print_json(result.to_dict())
+    if args.html:
+        from ragzip.inspector import Run, build_view, write_report
+
+        view = build_view(args.query, docs, [Run(compressor.name, result)], budget=budget.to_dict())
+        path = write_report(args.html, [view], title=f"ragzip: {compressor.name}")
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -117,6 +128,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ragzip.cli.showcase import print_answers, print_table
     from ragzip.retrievers.faiss_index import FaissRetriever
 
     data = resources.files("ragzip") / "data"
@@ -134,27 +146,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         pipeline.compressor.warm_up()
     if pipeline.generator is not None:
         pipeline.generator.warm_up()
-    header = f"{'retrieved':>9} {'compressed':>10} {'ratio':>6} {'compress s':>10} {'answer s':>8}"
-    first = None
-    for question in questions:
-        result = pipeline.run(question)
-        first = first or result
-        stats = result.stats()
-        timings = stats["timings"]
-        print(f"\nQ: {question}")
-        print(header)
-        ratio = f"{stats['ratio']:.1f}x" if stats["ratio"] else "inf"
-        print(
-            f"{stats['tokens_before']:>9} {stats['tokens_after']:>10} {ratio:>6} "
-            f"{timings.get('compress', 0):>10.3f} {timings.get('generate', 0):>8.2f}"
-        )
-        print(f"context: {result.context}")
-        if result.answer is not None:
-            print(f"answer:  {result.answer}")
-    print(f"\ntokens counted with the {pipeline.compressor.counter.name!r} counter")
-    if args.compare and first is not None:
+    results = [pipeline.run(question) for question in questions]
+    counter = pipeline.compressor.counter.name
+    print(f"\n{args.compressor} at {args.ratio:g}x, tokens counted with the {counter!r} counter:")
+    print_table(results)
+    print_answers(results)
+    if args.compare and results:
         from ragzip.cli.showcase import DEMO_COMPRESSORS, compare, print_rows
 
+        first = results[0]
         ratio = max(args.ratio, 8.0)
         print(
             f"\nthe same retrieved documents under each text compressor at {ratio:g}x "
@@ -162,7 +162,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         print(f"Q: {first.query}")
         docs = [item.document for item in first.retrieved]
-        print_rows(compare(first.query, docs, Budget(ratio=ratio), DEMO_COMPRESSORS))
+        runs = compare(first.query, docs, Budget(ratio=ratio), DEMO_COMPRESSORS)
+        print_rows(runs)
+        if args.html:
+            from ragzip.inspector import build_view, write_report
+
+            view = build_view(first.query, docs, runs, budget=Budget(ratio=ratio).to_dict())
+            print(f"\nwrote {write_report(args.html, [view], title='ragzip demo')}")
     return 0
 
 
@@ -175,6 +181,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(
             "warning: the benchmark counts whitespace words; use tokenizer='words'", file=sys.stderr
         )
+    sample = None
+    if args.html:
+        from ragzip.inspector import EvalSample, check_report_path
+
+        check_report_path(args.html)  # before the run, not after it
+        sample = EvalSample(args.html_sample)
     with contextlib.ExitStack() as stack:
         out = None
         if args.predictions:
@@ -186,13 +198,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
             compressor,
             args.target,
             predictions=out,
-            progress=sys.stderr.isatty(),
+            progress=True,
             concurrency=args.concurrency,
+            on_record=sample,
         )
     if args.json:
         print(json.dumps({"compressor": compressor.to_dict(), **summary.to_dict()}))
     else:
         print(summary.line())
+    if sample is not None:
+        from ragzip.inspector import write_report
+
+        title = f"ragzip eval {args.task} at {args.target:g}x: {summary.line()}"
+        path = write_report(args.html, sample.views(compressor.name), title=title)
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -233,7 +252,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         raise ConfigError(f"invalid server settings: {exc}") from exc
-    serve(create_app(settings), settings, log_level=args.log_level)
+    from ragzip.cli.console import uvicorn_log_config
+
+    log_config = uvicorn_log_config(args.log_level)
+    serve(create_app(settings), settings, log_level=args.log_level, log_config=log_config)
     return 0
 
 

@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ragzip", description="Compress retrieved context before it reaches the LLM."
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show info logs, and the load reports and progress bars of the libraries ragzip "
+        "uses (silenced by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="build a FAISS index from text, markdown or JSONL files")
@@ -64,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ratio", type=float, default=None, help="target compression ratio")
     p.add_argument("--tokens", type=int, default=None, help="target token count")
     p.add_argument("--keep", action="append", default=[], help="string that must be kept")
+    p.add_argument(
+        "--html",
+        default=None,
+        metavar="OUT.html",
+        help="also write what was kept and dropped as one self-contained HTML file",
+    )
     _add_compressor_args(p)
 
     p = sub.add_parser("ask", help="retrieve, compress and answer")
@@ -85,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the side-by-side run of the extractive, token-prune and abstractive compressors",
     )
+    p.add_argument(
+        "--html",
+        default=None,
+        metavar="OUT.html",
+        help="also write the side-by-side view as one self-contained HTML file",
+    )
     _add_compressor_args(p)
     _add_generator_args(p)
     p.set_defaults(max_tokens=48)
@@ -105,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
         "wall-clock / records (throughput)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--html",
+        default=None,
+        metavar="OUT.html",
+        help="write a sample of the scored records (misses first) as one self-contained HTML file",
+    )
+    p.add_argument(
+        "--html-sample", type=int, default=20, help="records in the --html report (default 20)"
+    )
     _add_compressor_args(p)
 
     sub.add_parser("compressors", help="list registered compressors and their parameters")
@@ -288,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for usage or input errors)."""
     args = build_parser().parse_args(argv)
+    from ragzip.cli import console
+
+    console.setup(verbose=args.verbose)
     from ragzip.cli import commands
 
     handler = getattr(commands, f"cmd_{args.command.replace('-', '_')}")

@@ -19,7 +19,14 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ragzip.errors import InvalidInputError
 from ragzip.tokens import DEFAULT_COUNTER, TokenCounter, get_counter
-from ragzip.types import Budget, CompressedDocument, CompressionResult, Document, as_documents
+from ragzip.types import (
+    Budget,
+    CompressedDocument,
+    CompressionResult,
+    Document,
+    as_documents,
+    unique_ids,
+)
 
 __all__ = ["BaseCompressor", "Compressor", "MethodOutput", "Request", "StageTimer"]
 
@@ -220,14 +227,7 @@ class BaseCompressor(ABC):
             raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
         if documents is None:
             raise InvalidInputError("documents must be a list (it may be empty), got None")
-        docs = as_documents(documents)
-        seen: set[str] = set()
-        unique = []
-        for i, doc in enumerate(docs):  # ids identify documents in results: make them unique
-            if doc.id in seen:
-                doc = Document(doc.text, id=f"{doc.id}#{i}", metadata=doc.metadata)
-            seen.add(doc.id)
-            unique.append(doc)
+        unique = unique_ids(as_documents(documents))  # results refer to documents by id
         counter = self.counter
         tokens = tuple(counter.count(d.text) for d in unique)
         resolved = Budget.of(budget)

@@ -309,6 +309,8 @@ class ExtractiveCompressor(BaseCompressor):
             "relevance": relevance,
             "sentences_kept": len(chosen),
         }
+        if self.doc_stage:
+            info["document_scores"] = [float(x) for x in doc_scores]
         if cross is not None:
             info.update(model=self.relevance, adaptive=self.keep_threshold is not None)
         return MethodOutput(kept, info)

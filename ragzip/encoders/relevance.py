@@ -35,7 +35,6 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from ragzip._optional import require
 from ragzip.errors import ConfigError, ModelNotFoundError
 from ragzip.fastpath import resolve_dtype
 from ragzip.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, read_json
-from ragzip.models import normalize_model_name, resolve_model
+from ragzip.models import normalize_model_name, resolve_model, shipped_model_dir
 from ragzip.models_cache import shared_model
 from ragzip.text import scrub
 
@@ -89,7 +88,7 @@ _NET: dict[str, type] = {}
 def _folder(name: str) -> Path:
     shipped = SHIPPED.get(normalize_model_name(name))
     if shipped is not None:
-        return Path(str(resources.files("ragzip") / "data" / "models" / shipped))
+        return shipped_model_dir(shipped)
     return Path(name).expanduser()
 
 

@@ -23,9 +23,9 @@ from typing import Any, TextIO
 
 from ragzip.compressors.base import Compressor
 from ragzip.errors import InvalidInputError
-from ragzip.types import Budget, Document
+from ragzip.types import Budget, CompressionResult, Document
 
-__all__ = ["TASKS", "EvalSummary", "load_jsonl", "run_eval"]
+__all__ = ["TASKS", "EvalSummary", "RecordOutcome", "load_jsonl", "run_eval"]
 
 BUDGET_SLACK = 0.95
 _PUNCT = set(string.punctuation)
@@ -105,6 +105,18 @@ TASKS: dict[str, Task] = {
 
 
 @dataclass(frozen=True)
+class RecordOutcome:
+    """One scored record, as :func:`run_eval` hands it to ``on_record``."""
+
+    record: Mapping[str, Any]
+    query: str
+    documents: tuple[Document, ...]
+    budget: Budget
+    result: CompressionResult
+    hit: bool
+
+
+@dataclass(frozen=True)
 class EvalSummary:
     """Scores of one run, as the benchmark's scorer reports them.
 
@@ -147,6 +159,7 @@ def run_eval(
     predictions: TextIO | None = None,
     progress: bool = False,
     concurrency: int = 1,
+    on_record: Callable[[RecordOutcome], None] | None = None,
 ) -> EvalSummary:
     """Compresses every record at ``target`` x and scores it.
 
@@ -161,6 +174,8 @@ def run_eval(
         concurrency: Records compressed at once by a thread pool (1: one after another). A
             generator that batches concurrent requests (``TransformersGenerator`` with
             ``batch_size > 1``, or a vLLM server) turns this into throughput.
+        on_record: Called with every scored record, in record order (e.g. to keep a sample
+            for an HTML report).
 
     Raises:
         InvalidInputError: an unknown task, a target below 1 or a concurrency below 1.
@@ -176,21 +191,23 @@ def run_eval(
     spec = TASKS[task]
     rows = list(records)
 
-    def compress(record: Mapping[str, Any]) -> tuple[str, float, int]:
+    def compress(record: Mapping[str, Any]) -> _Compressed:
         original_words = len(spec.context(record).split())
         query, docs = spec.request(record)
         start = time.perf_counter()
         budget = Budget(tokens=math.floor(original_words / target))
         result = compressor.compress(query, docs, budget)
-        return result.text("\n"), time.perf_counter() - start, original_words
+        seconds = time.perf_counter() - start
+        return _Compressed(query, tuple(docs), budget, result, seconds, original_words)
 
     hits = recalls = within = 0
     ratios: list[float] = []
     seconds: list[float] = []
     wall_start = time.perf_counter()
     outputs = _progress(_in_order(compress, rows, concurrency), progress, task, len(rows))
-    for record, (compressed, elapsed, original_words) in zip(rows, outputs, strict=True):
-        seconds.append(elapsed)
+    for record, done in zip(rows, outputs, strict=True):
+        compressed, original_words = done.result.text("\n"), done.original_words
+        seconds.append(done.seconds)
         if predictions is not None:
             predictions.write(json.dumps({"id": record["id"], "compressed": compressed}) + "\n")
         kept_words = len(compressed.split())
@@ -201,6 +218,12 @@ def run_eval(
         within += ok
         hits += recall and ok
         ratios.append(ratio)
+        if on_record is not None:
+            on_record(
+                RecordOutcome(
+                    record, done.query, done.documents, done.budget, done.result, recall and ok
+                )
+            )
     wall = time.perf_counter() - wall_start
     n = max(len(rows), 1)
     return EvalSummary(
@@ -217,11 +240,21 @@ def run_eval(
     )
 
 
+@dataclass(frozen=True)
+class _Compressed:
+    query: str
+    documents: tuple[Document, ...]
+    budget: Budget
+    result: CompressionResult
+    seconds: float
+    original_words: int
+
+
 def _in_order(
-    fn: Callable[[Mapping[str, Any]], tuple[str, float, int]],
+    fn: Callable[[Mapping[str, Any]], _Compressed],
     rows: list[Mapping[str, Any]],
     concurrency: int,
-) -> Iterator[tuple[str, float, int]]:
+) -> Iterator[_Compressed]:
     """``fn`` of every row, in row order, computed by ``concurrency`` threads."""
     if concurrency == 1:
         yield from map(fn, rows)
@@ -234,9 +267,6 @@ def _in_order(
 
 
 def _progress(rows: Iterable[Any], enabled: bool, desc: str, total: int) -> Iterator[Any]:
-    if not enabled:
-        yield from rows
-        return
-    from tqdm import tqdm
+    from ragzip.progress import progress_bar
 
-    yield from tqdm(rows, desc=desc, unit="rec", total=total)
+    yield from progress_bar(rows, enabled=enabled, desc=desc, unit="rec", total=total)

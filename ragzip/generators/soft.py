@@ -56,12 +56,13 @@ class SoftGenerator(BaseGenerator):
     """A local decoder that reads documents as soft embeddings.
 
     Args:
-        encoder: Directory of a trained soft encoder, or ``None`` (untrained mean pooling).
+        encoder: ``None`` (the default): the shipped ``ragzip-soft`` encoder; a directory of
+            one trained with ``ragzip train-soft``; or ``"untrained"`` (mean pooling).
         compressor: A ready :class:`SoftCompressor` (overrides ``encoder`` and the rest).
         cache: Segment cache spec or object (see :mod:`ragzip.cache`).
         prompt: How documents and the question are laid out.
         device: ``"cpu"``, ``"cuda"`` or ``None`` for automatic.
-        settings: Encoder settings when ``encoder`` is ``None`` (``rate``, ``segment_tokens``...).
+        settings: Settings of an ``"untrained"`` encoder (``rate``, ``segment_tokens``...).
     """
 
     name = "soft"

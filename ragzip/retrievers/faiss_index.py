@@ -191,9 +191,9 @@ class FaissRetriever(BaseRetriever):
         show = self.show_progress if show_progress is None else show_progress
         starts = range(0, len(texts), self.batch_size)
         if show:
-            from tqdm.auto import tqdm
+            from ragzip.progress import progress_bar
 
-            starts = tqdm(starts, desc="Embedding", unit="batch")
+            starts = progress_bar(starts, desc="Embedding", unit="batch")
         parts = [self.encoder.encode(texts[s : s + self.batch_size]) for s in starts]
         vectors: np.ndarray = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):

@@ -168,7 +168,7 @@ def fit_contrastive(
     Returns:
         The report also written to ``OUT/ragzip_train.json``.
     """
-    from tqdm.auto import tqdm
+    from ragzip.progress import progress_bar
 
     started = time.perf_counter()
     torch = require("torch", "training a bi-encoder")
@@ -198,10 +198,10 @@ def fit_contrastive(
         rng = np.random.default_rng(config.seed + 1 + epoch)
         order = rng.permutation(len(train)).tolist()
         losses: list[float] = []
-        bar = tqdm(
+        bar = progress_bar(
             range(0, len(order), config.batch_questions),
             desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not config.progress,
+            enabled=config.progress,
         )
         with torch.random.fork_rng():
             torch.manual_seed(config.seed + 1000 + epoch)

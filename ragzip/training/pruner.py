@@ -206,7 +206,7 @@ def label_passages(
 ) -> list[np.ndarray]:
     """Word labels of every passage (student-tokenizer words), cached in ``cache`` per
     passage and teacher name."""
-    from tqdm.auto import tqdm
+    from ragzip.progress import progress_bar
 
     known: dict[str, list[int]] = {}
     if cache is not None and cache.is_file():
@@ -216,7 +216,7 @@ def label_passages(
     labels = []
     sink = cache.open("a", encoding="utf-8") if cache is not None else None
     try:
-        for p in tqdm(passages, desc=f"labelling ({teacher.name})", disable=not progress):
+        for p in progress_bar(passages, desc=f"labelling ({teacher.name})", enabled=progress):
             key = _key(p, teacher.name)
             if key not in known:
                 starts, ends = _word_spans(tokenizer, p.text)
@@ -317,7 +317,7 @@ def _fit(
     state_path: Path,
 ) -> list[dict[str, Any]]:
     """Trains epoch by epoch, saving and resuming the state; returns the epochs' history."""
-    from tqdm.auto import tqdm
+    from ragzip.progress import progress_bar
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
@@ -340,11 +340,11 @@ def _fit(
             break
         model.train()
         epoch_order = np.random.default_rng(config.seed + 1 + epoch).permutation(len(train))
-        bar = tqdm(
+        bar = progress_bar(
             _batches(torch, train, epoch_order.tolist(), config.batch_size, pad),
             total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not config.progress,
+            enabled=config.progress,
         )
         losses: list[float] = []
         with torch.random.fork_rng():  # dropout draws from a seeded generator

@@ -250,7 +250,7 @@ def _fit(
     state_path: Path,
 ) -> list[dict[str, Any]]:
     """Trains epoch by epoch, saving and resuming the state; returns the epochs' history."""
-    from tqdm.auto import tqdm
+    from ragzip.progress import progress_bar
 
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.01)
@@ -267,11 +267,11 @@ def _fit(
         if config.max_steps is not None and step >= config.max_steps:
             break
         order = np.random.default_rng(config.seed + 1 + epoch).permutation(len(train)).tolist()
-        bar = tqdm(
+        bar = progress_bar(
             _batches(train, order, config.batch_groups),
             total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not config.progress,
+            enabled=config.progress,
         )
         losses: list[float] = []
         with torch.random.fork_rng():  # dropout draws from a seeded generator

@@ -218,10 +218,9 @@ def _kl(teacher: Any, student: Any) -> Any:
 def train_soft(train: SoftTrainConfig, config: SoftConfig | None = None) -> dict[str, Any]:
     """Trains an encoder, writes it to ``train.out`` and returns the run's report."""
     torch = require("torch", "soft training")
-    from tqdm.auto import tqdm
-
     from ragzip.encoders.soft.compressor import load_decoder
     from ragzip.encoders.soft.encoder import SoftEncoder
+    from ragzip.progress import progress_bar
 
     out = Path(train.out)
     config = config or SoftConfig()
@@ -290,7 +289,7 @@ def train_soft(train: SoftTrainConfig, config: SoftConfig | None = None) -> dict
         else None
     )
     encoder.train()
-    bar = tqdm(total=train.steps, initial=step, desc="train-soft", disable=not train.progress)
+    bar = progress_bar(total=train.steps, initial=step, desc="train-soft", enabled=train.progress)
     while step < train.steps:
         optimizer.zero_grad(set_to_none=True)
         if qa_train and step % 2 == 1:  # alternate: answers after soft passages

@@ -148,3 +148,48 @@ def test_console_script_entry_point() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "extractive" in proc.stdout and "document-rank" in proc.stdout
+
+
+def test_eval_writes_an_html_sample_misses_first(
+    fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "sample.html"
+    code, _, err = run_cli(
+        capsys,
+        "eval",
+        "nq20",
+        str(fixtures_dir / "nq20-mini.jsonl"),
+        "--target",
+        "50",
+        "--compressor",
+        "truncate",
+        "--html",
+        str(report),
+        "--html-sample",
+        "2",
+    )
+    assert code == 0 and str(report) in err
+    data = report.read_text("utf-8").split('id="ragzip-data">', 1)[1].split("</script>", 1)[0]
+    views = json.loads(data)["views"]
+    assert len(views) == 2
+    hits = [v["runs"][0]["hit"] for v in views]
+    assert hits == sorted(hits)  # misses (False) come first
+    assert all(v["title"].startswith("record ") for v in views)
+
+
+def test_eval_html_to_a_folder_fails_before_the_run(
+    fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(
+        capsys,
+        "eval",
+        "nq20",
+        str(fixtures_dir / "nq20-mini.jsonl"),
+        "--target",
+        "5",
+        "--compressor",
+        "truncate",
+        "--html",
+        str(tmp_path),
+    )
+    assert code == 2 and "directory" in err

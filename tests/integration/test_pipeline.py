@@ -102,7 +102,7 @@ def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "retrieved" in out and "compressed" in out and "answer:" in out
+    assert "retrieved" in out and "kept" in out and "A: " in out
     assert "Mitochondri" in out
 
 

@@ -501,3 +501,77 @@ def test_a_body_without_json_content_type_gets_a_hint(client: httpx.Client) -> N
     )
     assert r.status_code == 422
     assert "Content-Type: application/json" in r.json()["error"]["message"]
+
+
+# -- the inspector's API (the page itself is driven in test_inspector_browser.py) ---------------
+def test_inspect_retrieves_compares_and_answers(client: httpx.Client) -> None:
+    question = "Which river carries the most water?"
+    r = client.post(
+        "/v1/inspect",
+        json={
+            "query": question,
+            "compressors": ["extractive", {"type": "truncate", "params": {}}],
+            "budget": 3,
+            "top_k": 3,
+            "answer": True,
+        },
+    )
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert [run["name"] for run in view["runs"]] == ["extractive", "truncate"]
+    assert view["documents"] == 3 and isinstance(view["full_answer"], str)
+    texts = {d["id"]: d["text"] for d in corpus()}
+    for run in view["runs"]:
+        assert isinstance(run["answer"], str) and run["answer_seconds"] > 0
+        assert 0 < run["tokens_after"] <= run["tokens_before"] / 3 + 1
+        for doc in run["documents"]:  # retrieved from the index; segments are the whole text
+            assert "".join(piece for piece, _ in doc["segments"]) == texts[doc["id"]]
+    same = client.post(
+        "/v1/compress",
+        json={"query": question, "documents": [texts[d["id"]] for d in run["documents"]]},
+    )
+    assert same.status_code == 200
+
+
+def test_inspect_obeys_the_request_policy(client: httpx.Client) -> None:
+    body = {"query": "q", "documents": ["a b c d"], "budget": 2}
+    bad = client.post(
+        "/v1/inspect",
+        json={**body, "compressors": [{"type": "extractive", "params": {"cache_path": "/tmp/x"}}]},
+    )
+    assert bad.status_code == 422 and "cache_path" in bad.json()["error"]["message"]
+    five = client.post("/v1/inspect", json={**body, "compressors": ["truncate"] * 5})
+    assert five.status_code == 422 and "compressors" in five.json()["error"]["message"]
+    blank = client.post("/v1/inspect", json={**body, "query": "  ", "compressors": ["truncate"]})
+    assert blank.status_code in (400, 422)
+    many = client.post(
+        "/v1/inspect", json={**body, "documents": ["a"] * 41, "compressors": ["truncate"]}
+    )
+    assert many.status_code == 413 and "max_documents" in many.json()["error"]["message"]
+    assert httpx.post(f"{client.base_url}/v1/inspect", json=body).status_code == 401
+
+
+def test_inspect_without_index_or_generator_says_what_is_missing(
+    limited: tuple[str, FastAPI, uvicorn.Server],
+) -> None:
+    url, _, _ = limited
+    body = {"query": "x", "compressors": ["truncate"], "budget": 2}
+    r = httpx.post(f"{url}/v1/inspect", json=body)
+    assert r.status_code == 422 and "index" in r.json()["error"]["message"]
+    r = httpx.post(f"{url}/v1/inspect", json={**body, "documents": ["a b"], "answer": True})
+    assert r.status_code == 422 and "generator" in r.json()["error"]["message"]
+
+
+def test_ui_can_be_turned_off() -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(ServerSettings(compressor="truncate", ui=False))) as off:
+        assert off.get("/ui").status_code == 404
+        body = {"query": "q", "documents": ["a"], "compressors": ["truncate"]}
+        assert off.post("/v1/inspect", json=body).status_code == 404
+    with TestClient(create_app(ServerSettings(compressor="truncate", warm_up=False))) as on:
+        page = on.get("/ui")
+        assert page.status_code == 200 and "inspector.js" in page.text
+        assert on.get("/ui/inspector.css").headers["content-type"].startswith("text/css")
+        assert on.get("/ui/../pyproject.toml").status_code == 404
+        assert on.get("/ui/form.html").status_code == 404  # only the listed assets

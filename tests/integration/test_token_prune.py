@@ -93,6 +93,12 @@ def test_allocations_respect_the_budget(pruner_dir: Path, allocation: str) -> No
     result = comp.compress(QUESTIONS[1].question, DOCUMENTS, budget)
     check_result(comp, result, DOCUMENTS, budget)
     assert result.tokens_after > 30
+    allocated = result.info.get("allocation")  # what the inspector shows per document
+    if allocation == "global":
+        assert allocated is None
+    else:
+        assert len(allocated) == len(DOCUMENTS) and max(allocated) > 0
+    assert len(result.info["document_scores"]) == len(DOCUMENTS)
 
 
 def test_threshold_mode_keeps_only_probable_words(pruner_dir: Path) -> None:

@@ -2,9 +2,9 @@
 
 The layers, top to bottom (the README's "Layout" section shows the same):
 
-    cli > adapters > training > eval > middleware > compressors > generators > retrievers
-        > encoders > the base floor (types, errors, registry, tokens, budget, prompt, text,
-          patterns, models, cache, wire, ...: small modules that may use each other)
+    cli > adapters > inspector > training > eval > middleware > compressors > generators
+        > retrievers > encoders > the base floor (types, errors, registry, tokens, budget, prompt,
+          text, patterns, models, cache, wire, ...: small modules that may use each other)
 
 ``ragzip.testing`` (contract suites and fakes for tests) may import anything and nothing in
 the runtime imports it; ``ragzip/__init__.py`` is the public facade. Modules of the same
@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ragzip"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"cli"}),
     frozenset({"adapters"}),
+    frozenset({"inspector"}),
     frozenset({"training"}),
     frozenset({"eval"}),
     frozenset({"middleware"}),

@@ -119,6 +119,11 @@ def create_app(
     auth = [Security(HTTPBearer(auto_error=False))] if settings.api_key else []
     app.include_router(routes.api_router, dependencies=auth)
     app.include_router(routes.probe_router)
+    if settings.ui:
+        from ragzip.adapters.rest import inspector
+
+        app.include_router(inspector.api_router, dependencies=auth)
+        app.include_router(inspector.page_router)
     _include_openai_routers(app, settings, services, limiter, metrics, auth)
 
     app.add_middleware(
@@ -127,7 +132,9 @@ def create_app(
         timeout_s=settings.body_timeout_s,
         max_depth=settings.max_json_depth,
     )
-    app.add_middleware(AuthMiddleware, api_key=settings.api_key)
+    app.add_middleware(
+        AuthMiddleware, api_key=settings.api_key, protected=("/v1/", "/metrics", "/ui")
+    )
     app.add_middleware(CatchAllMiddleware, log_documents=settings.log_documents)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -38,6 +40,9 @@ T = TypeVar("T")
 class AuthMiddleware:
     """Requires ``Authorization: Bearer <api_key>`` before a byte of the body is read.
 
+    HTTP Basic with the key as password (any user name) is accepted too, so that a browser
+    can open the inspector page (``/ui``), whose 401 asks for Basic credentials.
+
     Paths under ``protected`` need the key; probes (``/healthz``, ``/readyz``) and the docs do
     not. An unauthenticated request is answered 401 at once and its connection closed, so a
     stalled or huge upload cannot hold memory or a connection. No key configured: a no-op.
@@ -57,14 +62,25 @@ class AuthMiddleware:
             return True  # CORS preflight carries no credentials
         headers = dict(scope.get("headers") or [])
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        return scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.expected)
+        scheme = scheme.lower()
+        if scheme == b"basic":  # a browser's own prompt: any user name, the key as password
+            try:
+                token = base64.b64decode(token.strip(), validate=True).partition(b":")[2]
+            except (binascii.Error, ValueError):
+                return False
+        elif scheme != b"bearer":
+            return False
+        return secrets.compare_digest(token.strip(), self.expected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.allowed(scope):
             await self.app(scope, receive, send)
             return
         exc = Unauthorized("missing or invalid bearer token")
-        headers = {"WWW-Authenticate": 'Bearer realm="ragzip"', "Connection": "close"}
+        challenge = 'Bearer realm="ragzip"'
+        if str(scope.get("path", "")).startswith("/ui"):  # a browser asks for the key itself
+            challenge = 'Basic realm="ragzip", charset="UTF-8"'
+        headers = {"WWW-Authenticate": challenge, "Connection": "close"}
         await invalid_response(scope, exc.status, exc.kind, str(exc), headers)(scope, receive, send)
 
 

@@ -38,7 +38,7 @@ from ragzip.middleware.pipeline import Pipeline, PipelineResult, Prepared
 from ragzip.text import scrub
 from ragzip.types import CompressionResult
 
-__all__ = ["api_router", "probe_router"]
+__all__ = ["State", "api_router", "check_sizes", "probe_router", "state_of"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 408, 413, 422, 429, 500, 502, 503, 504)
@@ -55,12 +55,12 @@ class State:
     metrics: Metrics
 
 
-def _state(request: Request) -> State:
+def state_of(request: Request) -> State:
     state: State = request.app.state.ragzip
     return state
 
 
-def _checked(state: State, compressor: Compressor, query: str, texts: list[str]) -> None:
+def check_sizes(state: State, compressor: Compressor, query: str, texts: list[str]) -> None:
     s = state.services.settings
     check_input_size(
         query,
@@ -75,16 +75,16 @@ def _checked(state: State, compressor: Compressor, query: str, texts: list[str])
 @api_router.post("/v1/compress", response_model=CompressResponse, tags=["compression"])
 async def compress(body: CompressRequest, request: Request) -> dict[str, Any]:
     """Compresses documents for a query within a budget."""
-    state = _state(request)
+    state = state_of(request)
     compressor = state.services.compressor(spec_of(body.compressor))
     budget = budget_of(state.services, body.budget)
     documents = documents_of(body.documents)
     query = scrub(body.query)
     if len(documents) > state.services.settings.max_documents:  # refuse before taking a slot
-        _checked(state, compressor, "", texts_of(documents))
+        check_sizes(state, compressor, "", texts_of(documents))
 
     def work() -> CompressionResult:
-        _checked(state, compressor, query, texts_of(documents))
+        check_sizes(state, compressor, query, texts_of(documents))
         return compressor.compress(query, documents, budget)
 
     result = await state.limiter.run(work)
@@ -98,7 +98,7 @@ async def compress(body: CompressRequest, request: Request) -> dict[str, Any]:
 @api_router.post("/v1/retrieve", response_model=RetrieveResponse, tags=["retrieval"])
 async def retrieve(body: RetrieveRequest, request: Request) -> dict[str, Any]:
     """The best documents of the server's index for a query."""
-    state = _state(request)
+    state = state_of(request)
     retriever = state.services.retriever
     if retriever is None:
         raise NotConfigured("this server has no index: start it with --index (index_dir)")
@@ -155,19 +155,19 @@ async def query(body: QueryRequest, request: Request) -> Any:
     ``event: error`` with ``{"error": {"type", "message"}}``). One compute slot is held for
     the whole request, the stream included; retrieval and compression run once.
     """
-    state = _state(request)
+    state = state_of(request)
     pipeline, compressor = _pipeline(state, body)
     documents = documents_of(body.documents) if body.documents is not None else None
     question = scrub(body.query)
     if body.stream and pipeline.generator is None:
         raise NotConfigured("this server has no generator to stream from (generator setting)")
     if documents is not None and len(documents) > state.services.settings.max_documents:
-        _checked(state, compressor, "", texts_of(documents))
+        check_sizes(state, compressor, "", texts_of(documents))
 
     def prepare() -> Prepared:
-        _checked(state, compressor, question, texts_of(documents or []))
+        check_sizes(state, compressor, question, texts_of(documents or []))
         prepared = pipeline.prepare(question, documents)
-        _checked(state, compressor, question, [h.document.text for h in prepared.retrieved])
+        check_sizes(state, compressor, question, [h.document.text for h in prepared.retrieved])
         return prepared
 
     if not body.stream:
@@ -213,7 +213,7 @@ async def list_compressors(request: Request) -> dict[str, Any]:
 
     Server-configured parameters (models, files, URLs) are not shown.
     """
-    policy = _state(request).services.policy
+    policy = state_of(request).services.policy
     listed = []
     for name in policy.offered():
         kind = str((policy.presets.get(name) or {"type": name})["type"])
@@ -237,7 +237,7 @@ async def healthz() -> dict[str, Any]:
 @probe_router.get("/readyz", response_model=HealthResponse, responses={503: {}})
 async def readyz(request: Request) -> Response:
     """Readiness: components are built and (with ``warm_up``) their models are loaded."""
-    services = _state(request).services
+    services = state_of(request).services
     components = {
         "compressor": services.default_spec,
         "retriever": type(services.retriever).__name__ if services.retriever else None,
@@ -253,7 +253,7 @@ async def readyz(request: Request) -> Response:
 
 def metrics_endpoint(request: Request) -> Response:
     """Prometheus metrics (text format)."""
-    registry = _state(request).metrics.registry
+    registry = state_of(request).metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

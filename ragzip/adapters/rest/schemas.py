@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 __all__ = [
+    "MAX_COMPRESSORS",
     "BudgetIn",
     "CompressRequest",
     "CompressResponse",
@@ -17,6 +18,7 @@ __all__ = [
     "ErrorBody",
     "ErrorDetail",
     "HealthResponse",
+    "InspectRequest",
     "QueryRequest",
     "QueryResponse",
     "RetrieveRequest",
@@ -167,3 +169,25 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+MAX_COMPRESSORS = 4  # compressors one inspect request may compare
+
+
+class InspectRequest(_Strict):
+    """Compressors to compare on one question (``POST /v1/inspect``, the inspector page)."""
+
+    query: StrictStr = Field(min_length=1, description="the question the context must serve")
+    documents: list[DocumentIn | StrictStr] | None = Field(
+        None, description="the documents; null: retrieve them from the server's index"
+    )
+    compressors: list[CompressorSpec | StrictStr] = Field(
+        min_length=1,
+        max_length=MAX_COMPRESSORS,
+        description="compressors to compare (names or {type, params}, as in /v1/compress)",
+    )
+    budget: BudgetIn | Ratio | None = None
+    top_k: StrictInt | None = Field(None, ge=1, le=1000)
+    answer: StrictBool = Field(
+        False, description="also answer with full and with each compressed context"
+    )

@@ -119,8 +119,17 @@ def draining_server(config: Any, drain_s: float, on_drain: Callable[[], None]) -
     return DrainingServer(config)
 
 
-def serve(app: Any, settings: ServerSettings, *, log_level: str = "info") -> None:
+def serve(
+    app: Any,
+    settings: ServerSettings,
+    *,
+    log_level: str = "info",
+    log_config: dict[str, Any] | None = None,
+) -> None:
     """Runs ``app`` with uvicorn on ``settings.host:settings.port`` until a signal stops it.
+
+    ``log_config`` replaces uvicorn's logging setup (``ragzip serve`` passes one that writes
+    every line in the command's format); ``None`` keeps uvicorn's.
 
     SIGTERM drains for ``shutdown_drain_s`` (see the module docstring), then uvicorn stops
     accepting connections and lets in-flight requests finish for up to
@@ -132,6 +141,7 @@ def serve(app: Any, settings: ServerSettings, *, log_level: str = "info") -> Non
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        **({"log_config": log_config} if log_config is not None else {}),
         http=header_timeout_protocol(settings.header_timeout_s),
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
     )

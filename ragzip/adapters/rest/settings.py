@@ -81,6 +81,8 @@ class ServerSettings(BaseSettings):
         shutdown_drain_s: On SIGTERM, seconds the server keeps serving with ``/readyz`` at 503
             and ``Connection: close`` on every response, before it stops accepting (so no
             keep-alive request is lost); 0 turns the drain off.
+        ui: Serve the inspector page at ``/ui`` and its API ``/v1/inspect`` (behind
+            ``api_key`` like the rest of the API); ``False`` turns both off.
         config_file: A YAML/JSON file with any of these fields (lowest precedence).
     """
 
@@ -121,6 +123,7 @@ class ServerSettings(BaseSettings):
     cache: str | None = None
     graceful_shutdown_s: float = Field(default=30.0, ge=0)
     shutdown_drain_s: float = Field(default=2.0, ge=0, le=300)
+    ui: bool = True
     config_file: Path | None = None
 
     @field_validator("api_key", "upstream_url", "upstream_api_key")

@@ -297,9 +297,16 @@ class TokenPruneCompressor(BaseCompressor):
                     )
                 words.append(Words(w.starts, w.ends, w.probs, forced))
                 groups.append(g)
-            keeps, kept = self._fill_budget(request, active, words, groups, scored, scores)
-        info = {"words_kept": int(sum(int(k.sum()) for k in keeps))}
+            keeps, kept, budgets = self._fill_budget(request, active, words, groups, scored, scores)
+        info: dict[str, object] = {"words_kept": int(sum(int(k.sum()) for k in keeps))}
         info["words_total"] = int(sum(len(w) for w in words))
+        if scores is not None:  # the coarse stage's document relevance (-1: not selected)
+            info["document_scores"] = [float(x) for x in scores]
+        if budgets is not None:  # tokens allocated to each input document
+            allocation = [0.0] * len(request.documents)
+            for i, budget in zip(active, budgets, strict=True):
+                allocation[i] = round(float(budget), 1)
+            info["allocation"] = allocation
         return MethodOutput(kept, info)
 
     def _fill_budget(
@@ -310,7 +317,7 @@ class TokenPruneCompressor(BaseCompressor):
         groups: list[np.ndarray],
         scored: list[ScoredText],
         scores: np.ndarray | None,
-    ) -> tuple[list[np.ndarray], list[CompressedDocument]]:
+    ) -> tuple[list[np.ndarray], list[CompressedDocument], list[float] | None]:
         """Selects words, then spends what the joined text left of the budget.
 
         Word costs are counted word by word, but kept neighbours join (``"Paris"`` and ``","``
@@ -319,14 +326,14 @@ class TokenPruneCompressor(BaseCompressor):
         to the limit and the selection redone; the last selection within budget is kept.
         """
         limit = float(request.limit)
-        best: tuple[list[np.ndarray], list[CompressedDocument]] | None = None
+        best: tuple[list[np.ndarray], list[CompressedDocument], list[float] | None] | None = None
         for _ in range(_FILL_ROUNDS if self.mode != "llmlingua" else 1):
-            keeps = self._select(request, active, words, scored, scores, limit)
+            keeps, budgets = self._select(request, active, words, scored, scores, limit)
             kept = self._join(request, active, words, groups, keeps, scores)
             used = sum(request.count(d.text) for d in kept)
             if best is not None and used > request.limit:
                 break
-            best = (keeps, kept)
+            best = (keeps, kept, budgets)
             if used >= request.limit:
                 break
             limit += request.limit - used
@@ -403,7 +410,9 @@ class TokenPruneCompressor(BaseCompressor):
         scored: list[ScoredText],
         scores: np.ndarray | None,
         limit: float,
-    ) -> list[np.ndarray]:
+    ) -> tuple[list[np.ndarray], list[float] | None]:
+        """Words to keep per active document, and each one's token budget (``None``: all
+        words competed for one pool)."""
         texts = [w.texts(request.documents[i].text) for i, w in zip(active, words, strict=True)]
         costs = [word_costs(request.counter, t) for t in texts]
         if self.mode == "llmlingua":
@@ -417,7 +426,7 @@ class TokenPruneCompressor(BaseCompressor):
                     sel = st.chunk == c
                     keep[sel] = llmlingua_keep(w.probs[sel], weights[sel], 1.0 - rate)
                 keeps.append(keep | w.forced)
-            return keeps
+            return keeps, None
         # Must-keep words are paid for first; the rest of the budget is allocated.
         reserved = [float(c[w.forced].sum()) for w, c in zip(words, costs, strict=True)]
         sizes = [float(c.sum()) - r for c, r in zip(costs, reserved, strict=True)]
@@ -430,11 +439,12 @@ class TokenPruneCompressor(BaseCompressor):
             forced = np.concatenate([w.forced for w in words])
             keep_all = self._choose(probs, np.concatenate(costs), limit, forced)
             bounds = np.cumsum([0] + [len(w) for w in words])
-            return [keep_all[a:b] for a, b in itertools.pairwise(bounds)]
-        return [
+            return [keep_all[a:b] for a, b in itertools.pairwise(bounds)], None
+        keeps = [
             self._choose(w.probs, c, b, w.forced)
             for w, c, b in zip(words, costs, budgets, strict=True)
         ]
+        return keeps, budgets
 
     def _choose(
         self, probs: np.ndarray, costs: np.ndarray, limit: float, forced: np.ndarray

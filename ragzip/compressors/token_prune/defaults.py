@@ -18,12 +18,11 @@ whole checkpoint) or a hub id. Nothing is trained or downloaded on first use.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from ragzip.errors import ModelNotFoundError
 from ragzip.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from ragzip.models import resolve_model
+from ragzip.models import resolve_model, shipped_model_dir
 
 __all__ = [
     "ADAPTER_CONFIG",
@@ -54,7 +53,7 @@ def packaged_pruner_dir(name: str = DEFAULT_PRUNER) -> Path:
     Raises:
         ModelNotFoundError: The installation lacks it (a build without package data).
     """
-    folder = Path(str(resources.files("ragzip") / "data" / "models" / name))
+    folder = shipped_model_dir(name)
     if not (folder / ADAPTER_WEIGHTS).is_file():
         raise ModelNotFoundError(
             f"the packaged token pruner {name!r} is missing from {folder}; reinstall ragzip "

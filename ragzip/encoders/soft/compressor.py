@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ragzip.cache import ArrayCache, ByteCache, content_key, default_cache, make_cache
-from ragzip.encoders.soft.config import SoftConfig
+from ragzip.encoders.soft.config import DEFAULT_SOFT, SoftConfig, encoder_dir, shipped_soft
 from ragzip.encoders.soft.context import SoftContext, SoftDocument
 from ragzip.errors import ConfigError, InvalidInputError
 from ragzip.lm import load_lm, pick_device
@@ -36,6 +37,8 @@ from ragzip.models_cache import shared_model
 from ragzip.types import Document, as_documents
 
 __all__ = ["SoftCompressor", "load_decoder"]
+
+_log = logging.getLogger(__name__)
 
 
 def load_decoder(name: str, device: str | None = None, dtype: str = "auto") -> tuple[Any, Any]:
@@ -73,12 +76,13 @@ class SoftCompressor:
     """Encodes documents into soft embeddings, caching every segment by content.
 
     Args:
-        encoder: Directory of a trained encoder (``ragzip train-soft``), or ``None`` /
-            ``"untrained"`` for the untrained encoder (mean pooling of token embeddings;
-            works, but a trained one recovers much more of the full text's effect: see the
-            README).
-        decoder, rate, segment_tokens, kind, layers: Encoder settings when ``encoder`` is
-            untrained (a trained encoder brings its own; passing different ones is an error).
+        encoder: ``None`` (the default): ``ragzip-soft``, the encoder ragzip ships (trained
+            by distillation for SmolLM2-135M at rate 2; see its model card). A directory of
+            an encoder trained with ``ragzip train-soft``, or ``"untrained"`` for mean
+            pooling of token embeddings (works, but recovers much less of the full text's
+            effect: see the README).
+        decoder, rate, segment_tokens, kind, layers: Encoder settings of an ``"untrained"``
+            encoder (a trained encoder brings its own; passing different ones is an error).
         cache: Where segment embeddings are cached: a :mod:`ragzip.cache` spec such as
             ``"memory"``, ``"disk:/var/cache/ragzip"``, ``"memory+redis://host:6379/0"``, a cache
             object, or ``None`` for the process-wide default (``RAGZIP_CACHE``).
@@ -109,16 +113,21 @@ class SoftCompressor:
             "layers": layers,
         }
         asked = {k: v for k, v in asked.items() if v is not None}
-        if encoder is not None and str(encoder).strip().lower() == UNTRAINED:
+        if encoder is None:
+            encoder = DEFAULT_SOFT if shipped_soft() is not None else UNTRAINED
+            if encoder == UNTRAINED:
+                _log.warning("%s is missing from this installation; untrained", DEFAULT_SOFT)
+        if str(encoder).strip().lower() == UNTRAINED:
             encoder = None
         if encoder is not None:
-            self.config = SoftConfig.load(encoder)
+            self.config = SoftConfig.load(encoder_dir(encoder))
             clash = {k: v for k, v in asked.items() if getattr(self.config, k) != v}
             if clash:
                 raise ConfigError(
                     f"the encoder at {encoder} was trained with "
                     f"{ {k: getattr(self.config, k) for k in clash} }, not {clash}; "
-                    "leave these settings out or train another encoder"
+                    "leave these settings out, pass encoder='untrained' for an untrained one "
+                    "with them, or train another encoder"
                 )
         else:
             self.config = SoftConfig(**asked)
@@ -175,7 +184,8 @@ class SoftCompressor:
                     from ragzip.encoders.soft.encoder import load_encoder
 
                     model, tokenizer = load_decoder(self.config.decoder, self.device)
-                    encoder = load_encoder(self.encoder_path, self.config, model)
+                    path = encoder_dir(self.encoder_path) if self.encoder_path else None
+                    encoder = load_encoder(path, self.config, model)
                     encoder.to(model.device)
                     self._fingerprint = encoder.fingerprint()
                     self._models = (model, tokenizer, encoder)  # published last

@@ -9,11 +9,37 @@ from pathlib import Path
 from typing import Any
 
 from ragzip.errors import ConfigError
+from ragzip.models import shipped_model_dir
 
-__all__ = ["ENCODER_KINDS", "SoftConfig"]
+__all__ = ["DEFAULT_SOFT", "ENCODER_KINDS", "SoftConfig", "encoder_dir", "shipped_soft"]
 
 ENCODER_KINDS = ("pool", "lora")
 CONFIG_FILE = "soft_config.json"
+#: The soft encoder ragzip ships (``ragzip/data/models/ragzip-soft``, see its MODEL_CARD.md).
+DEFAULT_SOFT = "ragzip-soft"
+
+
+def shipped_soft() -> Path | None:
+    """The folder of the shipped soft encoder, or ``None`` when this installation lacks it."""
+    folder = shipped_model_dir(DEFAULT_SOFT)
+    return folder if (folder / CONFIG_FILE).is_file() else None
+
+
+def encoder_dir(encoder: str | Path) -> Path:
+    """The folder of a soft encoder given by path or by the shipped name ``ragzip-soft``.
+
+    Raises:
+        ConfigError: ``ragzip-soft`` is named but missing from this installation.
+    """
+    if str(encoder).strip().lower() == DEFAULT_SOFT:
+        folder = shipped_soft()
+        if folder is None:
+            raise ConfigError(
+                f"{DEFAULT_SOFT} is missing from this installation; reinstall ragzip or "
+                "train an encoder with `ragzip train-soft`"
+            )
+        return folder
+    return Path(encoder).expanduser()
 
 
 @dataclass(frozen=True)
