@@ -313,8 +313,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_train_code(args: argparse.Namespace) -> int:
     """Trains the code relevance model on git checkouts and prints its held-out figures."""
-    from ragzip.training.code import CodeTrainConfig, describe, train_code
+    from ragzip.training.code import CodeTrainConfig, describe, read_hold_out, train_code
 
+    hold_out = tuple(args.hold_out)
+    if args.hold_out_file:
+        hold_out += read_hold_out(args.hold_out_file)
     config = CodeTrainConfig(
         repos=tuple(args.repo),
         out=args.out,
@@ -330,6 +333,7 @@ def cmd_train_code(args: argparse.Namespace) -> int:
         lora_alpha=args.lora_alpha,
         val_share=args.val_share,
         include_tests=args.include_tests,
+        hold_out=hold_out,
         max_steps=args.max_steps,
         seed=args.seed,
         resume=args.resume,
@@ -337,10 +341,16 @@ def cmd_train_code(args: argparse.Namespace) -> int:
     )
     report = train_code(config)
     card = report["data_card"]
+    held = card["held_out"]
+    left_out = (
+        f" ({held['found']} of {held['listed']} held-out functions found and left out)"
+        if held["listed"]
+        else ""
+    )
     print(
         f"mined {card['train_questions'] + card['val_questions']} documented functions from "
-        f"{len(card['repositories'])} repositories; trained in {report['seconds']:.0f} s; "
-        f"{describe(report)}; saved to {args.out}"
+        f"{len(card['repositories'])} repositories{left_out}; trained in "
+        f"{report['seconds']:.0f} s; {describe(report)}; saved to {args.out}"
     )
     params = {"encoder": args.out}
     print(f"use it: ragzip compress --compressor code --params '{json.dumps(params)}'")

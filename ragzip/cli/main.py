@@ -283,6 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-alpha", type=int, default=32)
     p.add_argument("--val-share", type=float, default=0.1, help="held-out share of files")
     p.add_argument("--include-tests", action="store_true", help="also mine tests, docs, vendor")
+    p.add_argument(
+        "--hold-out",
+        action="append",
+        default=[],
+        metavar="[PATH::]NAME",
+        help="a function never to train on, e.g. src/app.py::App.run (repeat)",
+    )
+    p.add_argument(
+        "--hold-out-file",
+        default=None,
+        help="functions never to train on: one [PATH::]NAME per line, or code-needle tasks "
+        "(JSONL, .gz too) whose targets are left out",
+    )
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh")

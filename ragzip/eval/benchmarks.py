@@ -8,7 +8,6 @@ compressor is exactly the word budget the scorer checks, counted with the ``word
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import re
@@ -23,6 +22,7 @@ from typing import Any, TextIO
 
 from ragzip.compressors.base import Compressor
 from ragzip.errors import InvalidInputError
+from ragzip.files import open_text
 from ragzip.types import Budget, CompressionResult, Document
 
 __all__ = ["TASKS", "EvalSummary", "RecordOutcome", "load_jsonl", "run_eval"]
@@ -38,8 +38,7 @@ def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"benchmark file not found: {path}")
-    opener: Callable[..., TextIO] = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 

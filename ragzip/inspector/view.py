@@ -121,14 +121,11 @@ def _run(run: Run, documents: Sequence[Document]) -> dict[str, Any]:
     result = run.result
     count = get_counter(result.tokenizer).count
     by_source = result.by_source()
-    ratio = result.ratio
+    summary = result.to_dict()
     return {
         "name": run.name,
-        "compressor": result.compressor,
-        "tokenizer": result.tokenizer,
-        "tokens_before": result.tokens_before,
-        "tokens_after": result.tokens_after,
-        "ratio": ratio if math.isfinite(ratio) else None,
+        **{k: summary[k] for k in ("compressor", "tokenizer", "tokens_before", "tokens_after")},
+        "ratio": summary["ratio"],
         "timings": {k: round(float(v), 6) for k, v in result.timings.items()},
         "documents": [
             _document(doc, i, by_source.get(doc.id, ()), count, result.info)

@@ -9,8 +9,10 @@ in the batch. The packaged MiniLM is tuned with LoRA by the contrastive loop of
 :mod:`.contrastive`; chunks are read as the code compressor reads them (the name in words,
 then the code). Whole files are held out (``val_share`` of each repository's files) and their
 questions ranked among ``val_candidates`` chunks of their file: top-1 and top-5 are reported
-before and after training. ``OUT/data_card.json`` records each repository's origin, commit,
-license and counts.
+before and after training. ``hold_out`` leaves named functions out altogether (as questions
+and as negatives), for measuring on them afterwards (:func:`read_hold_out` reads a list or
+code-needle tasks). ``OUT/data_card.json`` records each repository's origin, commit, license
+and counts.
 
 The code compressor loads the result by path (``CodeCompressor(encoder="DIR")``); the shipped
 ``ragzip-code`` was trained this way on public repositories (its model card says which).
@@ -29,11 +31,12 @@ import numpy as np
 
 from ragzip.compressors.code.chunking import name_words
 from ragzip.errors import ConfigError
+from ragzip.files import open_text
 from ragzip.text import term_overlap
-from ragzip.training.code_pairs import CodePair, MinedRepo, mine_repository
+from ragzip.training.code_pairs import CodePair, HoldOut, MinedRepo, mine_repository
 from ragzip.training.contrastive import ContrastiveConfig, Item, fit_contrastive
 
-__all__ = ["CodeTrainConfig", "describe", "mine_items", "train_code"]
+__all__ = ["CodeTrainConfig", "describe", "mine_items", "read_hold_out", "train_code"]
 
 DATA_CARD = "data_card.json"
 
@@ -55,6 +58,7 @@ class CodeTrainConfig(ContrastiveConfig):
     max_val_questions: int = 100
     max_bytes: int = 1_000_000
     include_tests: bool = False
+    hold_out: tuple[str, ...] = ()  # NAME or PATH::NAME of functions never trained on
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,11 +76,57 @@ def _file_hash(repo: MinedRepo, path: str) -> int:
     return zlib.crc32(f"{Path(repo.path).name}\0{path}".encode()) % 10_000
 
 
+def read_hold_out(path: str | Path) -> tuple[str, ...]:
+    """The functions listed in a file, as :attr:`CodeTrainConfig.hold_out` takes them.
+
+    Either one ``NAME`` or ``PATH::NAME`` per line (``#`` starts a comment), or JSON lines
+    (optionally gzipped) with ``path`` and ``target_name``, as code-needle tasks are written:
+    ``ragzip train-code --hold-out-file code-dev.jsonl.gz`` leaves out every function that
+    set asks about.
+
+    Raises:
+        ConfigError: The file cannot be read, or a JSON line lacks ``path``/``target_name``.
+    """
+    file = Path(path).expanduser()
+    try:
+        with open_text(file) as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise ConfigError(f"cannot read the hold-out list {file}: {exc}") from exc
+    entries = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line.startswith("{"):
+            name = line.split("#", 1)[0].strip()
+            if name:
+                entries.append(name)
+            continue
+        try:
+            task = json.loads(line)
+            entries.append(f"{task['path']}::{task['target_name']}")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"{file}, line {number}: a JSON line needs 'path' and 'target_name' "
+                f"(code-needle tasks), got {line[:80]!r}"
+            ) from exc
+    return tuple(entries)
+
+
 def _item(
-    pair: CodePair, repo: MinedRepo, negatives: int, rng: np.random.Generator, closest: bool
+    pair: CodePair,
+    repo: MinedRepo,
+    negatives: int,
+    rng: np.random.Generator,
+    closest: bool,
+    hold_out: HoldOut,
 ) -> Item:
     file = repo.files[pair.file]
-    others = [k for k in range(len(file.texts)) if k != pair.chunk and file.texts[k].strip()]
+    others = [
+        k
+        for k in range(len(file.texts))
+        if k != pair.chunk and file.texts[k].strip()
+        and not hold_out.matches(file.path, file.names[k])
+    ]  # fmt: skip
     if closest:  # training: the hardest by words shared with the description
         overlap = term_overlap(pair.description, [file.texts[k] for k in others])
         others = [others[k] for k in np.argsort(-overlap, kind="stable")]
@@ -99,8 +149,14 @@ def mine_items(
             documented functions.
     """
     rng = np.random.default_rng(config.seed)
+    hold_out = HoldOut.parse(config.hold_out)
     mined = [
-        mine_repository(path, max_bytes=config.max_bytes, include_tests=config.include_tests)
+        mine_repository(
+            path,
+            max_bytes=config.max_bytes,
+            include_tests=config.include_tests,
+            hold_out=hold_out,
+        )
         for path in config.repos
     ]
     hashes = {(i, f.path): _file_hash(r, f.path) for i, r in enumerate(mined) for f in r.files}
@@ -116,9 +172,9 @@ def mine_items(
             pairs = [pairs[k] for k in keep]
         for pair in pairs:
             if (i, pair.path) in held:
-                val.append(_item(pair, repo, config.val_candidates, rng, closest=False))
+                val.append(_item(pair, repo, config.val_candidates, rng, False, hold_out))
             else:
-                train.append(_item(pair, repo, config.hard_negatives, rng, closest=True))
+                train.append(_item(pair, repo, config.hard_negatives, rng, True, hold_out))
     found = len(train) + len(val)
     if found < 8 or not train or not val:
         described = ", ".join(f"{r.path}: {len(r.pairs)}" for r in mined)
@@ -150,6 +206,7 @@ def train_code(config: CodeTrainConfig) -> dict[str, Any]:
         "repositories": [r.card() for r in mined],
         "train_questions": len(train),
         "val_questions": len(val),
+        "held_out": {"listed": len(config.hold_out), "found": sum(r.held_out for r in mined)},
         "mining_seconds": round(time.perf_counter() - started, 1),
     }
     out = Path(config.out)

@@ -13,8 +13,10 @@ method with a description gives one pair:
   a needle search; other files of the repository give more.
 
 Pairs whose description or stripped code was already seen in the repository are dropped
-(overloads, copies, vendored files). Test files, binary files and files over ``max_bytes``
-are skipped and counted, never read as text. :class:`MinedRepo` is the data card of one
+(overloads, copies, vendored files). Functions a :class:`HoldOut` names are left out, and so
+is any other function that shares their description, so an evaluation on them stays unseen.
+Test files, binary files and files over ``max_bytes`` are skipped and counted, never read as
+text. :class:`MinedRepo` is the data card of one
 checkout: its origin, commit, license and counts.
 
 Example:
@@ -28,7 +30,7 @@ import ast
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from typing import Any
 from ragzip.compressors.code.chunking import LANGUAGES, Chunk, chunk_code, detect_language
 from ragzip.errors import ConfigError
 
-__all__ = ["CodePair", "FileChunks", "MinedRepo", "mine_repository"]
+__all__ = ["CodePair", "FileChunks", "HoldOut", "MinedRepo", "mine_repository"]
 
 _MIN_WORDS = 3
 _MAX_WORDS = 60
@@ -110,6 +112,42 @@ class FileChunks:
     bare: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class HoldOut:
+    """Functions to leave out of training: ``NAME`` (a qualified name such as
+    ``Class.method``, in any file) or ``PATH::NAME`` (``PATH`` relative to the repository).
+
+    Example:
+        >>> HoldOut.parse(["src/app.py::App.run", "helper"]).matches("lib/x.py", "helper")
+        True
+    """
+
+    names: frozenset[str] = frozenset()
+    located: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> HoldOut:
+        """Reads ``NAME`` and ``PATH::NAME`` entries (blank ones are ignored)."""
+        names: set[str] = set()
+        located: set[tuple[str, str]] = set()
+        for entry in entries:
+            path, sep, name = entry.strip().rpartition("::")
+            if not name:
+                continue
+            if sep:
+                located.add((path.strip().removeprefix("./"), name.strip()))
+            else:
+                names.add(name.strip())
+        return cls(frozenset(names), frozenset(located))
+
+    def matches(self, path: str, name: str) -> bool:
+        """Whether the function ``name`` of file ``path`` is held out."""
+        return bool(name) and (name in self.names or (path, name) in self.located)
+
+    def __len__(self) -> int:
+        return len(self.names) + len(self.located)
+
+
 @dataclass
 class MinedRepo:
     """What :func:`mine_repository` found in one checkout, and its data card."""
@@ -122,6 +160,7 @@ class MinedRepo:
     files: list[FileChunks] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     languages: Counter[str] = field(default_factory=Counter)
+    held_out: int = 0
 
     def card(self) -> dict[str, Any]:
         """The data card entry of this repository (JSON-ready)."""
@@ -134,6 +173,7 @@ class MinedRepo:
             "pairs": len(self.pairs),
             "pairs_by_language": dict(sorted(self.languages.items())),
             "skipped": dict(sorted(self.skipped.items())),
+            "held_out": self.held_out,
         }
 
 
@@ -170,6 +210,7 @@ def mine_repository(
     max_bytes: int = 1_000_000,
     max_pairs: int | None = None,
     include_tests: bool = False,
+    hold_out: HoldOut | None = None,
 ) -> MinedRepo:
     """Mines the (description, function) pairs of one git checkout.
 
@@ -178,6 +219,8 @@ def mine_repository(
         max_bytes: Larger files are skipped and counted (``huge``).
         max_pairs: Stop after this many pairs (files in ``git ls-files`` order).
         include_tests: Also mine test, example, docs and vendored files.
+        hold_out: Functions left out (counted in ``held_out``), with every other function
+            that shares the description of one of them.
 
     Returns:
         The pairs, the chunks of every file that gave one, and the data card.
@@ -197,6 +240,7 @@ def mine_repository(
     mined = MinedRepo(str(top), origin or str(top), commit, _license(top))
     seen_descriptions: set[str] = set()
     seen_code: set[str] = set()
+    held_descriptions: set[str] = set()
     for rel in _git(top, "ls-files", "-z").split("\0"):
         if not rel:
             continue
@@ -213,6 +257,10 @@ def mine_repository(
         fresh = []
         for p in pairs:
             key_d, key_c = p.description.lower(), " ".join(p.code.split())
+            if hold_out is not None and hold_out.matches(rel, p.name):
+                mined.held_out += 1
+                held_descriptions.add(key_d)
+                continue
             if key_d in seen_descriptions or key_c in seen_code:
                 mined.skipped["duplicate pairs"] += 1
                 continue
@@ -227,6 +275,12 @@ def mine_repository(
         if max_pairs is not None and len(mined.pairs) >= max_pairs:
             del mined.pairs[max_pairs:]
             break
+    if held_descriptions:  # a sibling documented alike would teach the held-out answer
+        kept = [p for p in mined.pairs if p.description.lower() not in held_descriptions]
+        if len(kept) < len(mined.pairs):
+            mined.skipped["same description as a held-out function"] += len(mined.pairs) - len(kept)
+        mined.pairs = kept
+        mined.languages = Counter(p.language for p in kept)
     return mined
 
 

@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterator, Sequence
 from importlib import resources
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ragzip.errors import ConfigError
+from ragzip.files import open_text
 from ragzip.training.teachers import Passage
 
 __all__ = ["load_passages", "parse_records"]
@@ -47,8 +47,7 @@ def parse_records(spec: str | None) -> slice:
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with open_text(path) as f:
         name = path.name.removesuffix(".gz")
         if name.endswith(".jsonl"):
             for line in f:

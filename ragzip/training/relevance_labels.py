@@ -13,7 +13,6 @@ without another passage, or with a passage without text is skipped and counted.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import string
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ragzip.errors import ConfigError
+from ragzip.files import open_text
 from ragzip.text import segment
 from ragzip.training.corpus import parse_records
 
@@ -108,8 +108,7 @@ def token_labels(text: str, passage: Labeled, offsets: np.ndarray) -> np.ndarray
 def _read(path: Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
         raise ConfigError(f"training data not found: {path}")
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with open_text(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue

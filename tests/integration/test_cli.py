@@ -20,6 +20,13 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, out, err
 
 
+def eval_nq20_mini(
+    capsys: pytest.CaptureFixture[str], fixtures_dir: Path, target: int, *extra: str
+) -> tuple[int, str, str]:
+    fixture = str(fixtures_dir / "nq20-mini.jsonl")
+    return run_cli(capsys, "eval", "nq20", fixture, "--target", str(target), *extra)
+
+
 def test_compress_reads_jsonl_and_prints_a_result(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -68,17 +75,7 @@ def test_eval_nq20_writes_predictions_and_scores(
     fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     preds = tmp_path / "preds.jsonl"
-    code, out, _ = run_cli(
-        capsys,
-        "eval",
-        "nq20",
-        str(fixtures_dir / "nq20-mini.jsonl"),
-        "--target",
-        "5",
-        "--predictions",
-        str(preds),
-        "--json",
-    )
+    code, out, _ = eval_nq20_mini(capsys, fixtures_dir, 5, "--predictions", str(preds), "--json")
     assert code == 0
     summary = json.loads(out)
     assert summary["n"] == 3 and summary["within_budget"] == 1.0
@@ -154,13 +151,10 @@ def test_eval_writes_an_html_sample_misses_first(
     fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "sample.html"
-    code, _, err = run_cli(
+    code, _, err = eval_nq20_mini(
         capsys,
-        "eval",
-        "nq20",
-        str(fixtures_dir / "nq20-mini.jsonl"),
-        "--target",
-        "50",
+        fixtures_dir,
+        50,
         "--compressor",
         "truncate",
         "--html",
@@ -180,16 +174,7 @@ def test_eval_writes_an_html_sample_misses_first(
 def test_eval_html_to_a_folder_fails_before_the_run(
     fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run_cli(
-        capsys,
-        "eval",
-        "nq20",
-        str(fixtures_dir / "nq20-mini.jsonl"),
-        "--target",
-        "5",
-        "--compressor",
-        "truncate",
-        "--html",
-        str(tmp_path),
+    code, _, err = eval_nq20_mini(
+        capsys, fixtures_dir, 5, "--compressor", "truncate", "--html", str(tmp_path)
     )
     assert code == 2 and "directory" in err

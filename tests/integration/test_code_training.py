@@ -4,6 +4,7 @@ MiniLM, and the code compressor reloading the result; the shipped ``ragzip-code`
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from ragzip.encoders.bi_encoder import BiEncoder
 from ragzip.encoders.relevance import DEFAULT_CODE, tuned_encoder_dir
 from ragzip.errors import ConfigError
 from ragzip.lora import ADAPTER_WEIGHTS
-from ragzip.training.code import CodeTrainConfig, train_code
+from ragzip.training.code import CodeTrainConfig, mine_items, train_code
 from ragzip.types import Budget, Document
 
 TOPICS = [
@@ -44,7 +45,6 @@ def go_file(names: list[tuple[str, str, str]]) -> str:
     parts = ["package util\n"]
     for name, doc, body in names:
         go = "".join(w.title() for w in name.split("_"))
-        doc = doc.rstrip(".") + ", in Go."  # a description of its own (duplicates are dropped)
         doc = doc.rstrip(".") + ", in Go."  # a description of its own (duplicates are dropped)
         parts.append(f"// {doc}\nfunc {go}(x int) int {{\n\tv := x + 1\n\treturn v // {body}\n}}\n")
     return "\n".join(parts)
@@ -121,12 +121,30 @@ def test_cli_trains_and_prints_held_out_figures(
     from ragzip.cli.main import main
 
     out = tmp_path / "cli"
+    held = tmp_path / "held.txt"
+    held.write_text("# never train on these\npkg/mod0.py::parse_date\nno_such_function\n")
     args = ["train-code", "--repo", str(repo), "--out", str(out), "--max-steps", "1"]
+    args += ["--hold-out", "SendMail", "--hold-out-file", str(held)]
     assert main([*args, "--max-length", "32", "--batch", "4", "--val-share", "0.3", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "held-out functions ranked first" in printed and '"encoder"' in printed
+    assert "(2 of 3 held-out functions found and left out)" in printed
+    card = json.loads((out / "data_card.json").read_text())
+    assert card["held_out"] == {"listed": 3, "found": 2}
+    assert card["train_questions"] + card["val_questions"] == 14
     assert main(["train-code", "--repo", str(tmp_path), "--out", str(out)]) == 2
     assert "not a git repository" in capsys.readouterr().err
+
+
+def test_held_out_functions_are_neither_questions_nor_negatives(repo: Path, tmp_path: Path) -> None:
+    config = small_run(repo, tmp_path / "out")
+    train, val, mined = mine_items(replace(config, hold_out=("pkg/mod0.py::parse_date",)))
+    items = train + val
+    assert len(items) == 15 and mined[0].held_out == 1
+    assert TOPICS[0][1] not in [it.question for it in items]
+    texts = [t for it in items for t in (*it.positives, *it.negatives)]
+    assert not [t for t in texts if "def parse_date" in t]
+    assert [t for t in texts if "func ParseDate" in t]  # the Go one is another function
 
 
 def test_a_repository_without_documented_functions_is_a_config_error(

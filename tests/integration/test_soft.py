@@ -257,9 +257,31 @@ def test_train_soft_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert SoftConfig.load(out).segment_tokens == 16
 
 
-def test_untrained_by_name_equals_none() -> None:
-    assert SoftCompressor("untrained", cache="none").encoder_path is None
-    assert (
-        SoftCompressor(" Untrained ", cache="none").params()
-        == SoftCompressor(cache="none").params()
-    )
+def test_the_shipped_encoder_is_the_default_and_beats_untrained() -> None:
+    from ragzip.encoders.soft.config import shipped_soft
+    from ragzip.training.corpus import load_passages
+    from ragzip.training.soft import evaluate, make_windows
+
+    folder = shipped_soft()
+    assert folder is not None, "ragzip-soft is missing from the package"
+    assert (folder / "MODEL_CARD.md").is_file()
+    assert all(f.stat().st_size <= 8 * 2**20 for f in folder.iterdir())
+    assert not list(folder.glob("train_state*"))  # weights only, no optimizer state
+    soft = SoftCompressor(cache="none")
+    assert soft.encoder_path == "ragzip-soft"
+    assert soft.config == SoftConfig.load(folder) and soft.config.rate == 2
+    assert SoftCompressor("RAGZIP-soft", cache="none").config == soft.config
+    assert SoftGenerator(cache="none").compressor.encoder_path == "ragzip-soft"
+    with pytest.raises(ConfigError, match="untrained"):
+        SoftCompressor(rate=4, cache="none")  # the shipped encoder is rate 2
+    untrained = SoftCompressor("untrained", rate=2, cache="none")
+    assert untrained.encoder_path is None
+    assert SoftCompressor(" Untrained ", rate=2, cache="none").params() == untrained.params()
+
+    # distilled on Wikipedia passages, it carries more of a held-out text than mean pooling
+    texts = [p.text for p in load_passages(passage_words=10_000)]  # the bundled demo corpus
+    windows = make_windows(texts, soft.tokenizer, context_tokens=64, target_tokens=16)[:16]
+    assert len(windows) >= 8
+    shipped = evaluate(soft.encoder, soft.decoder, windows, soft.config, 64)
+    pooled = evaluate(untrained.encoder, untrained.decoder, windows, untrained.config, 64)
+    assert shipped["soft"] < pooled["soft"]

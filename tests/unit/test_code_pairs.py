@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,8 @@ import pytest
 
 from ragzip.compressors.code.chunking import chunk_code, name_words
 from ragzip.errors import ConfigError
-from ragzip.training.code_pairs import mine_repository
+from ragzip.training.code import read_hold_out
+from ragzip.training.code_pairs import HoldOut, mine_repository
 
 PYTHON = '''"""A tiny module."""
 
@@ -146,3 +149,34 @@ def test_jsdoc_summary_tags_and_comments_attached_to_their_function(
     assert pair.name == "Calendar.addDays"
     assert pair.description == "Add the given number of days to a date."
     assert pair.code.lstrip().startswith("addDays(date, amount) {")
+
+
+def test_held_out_functions_and_their_namesakes_are_left_out(tmp_path: Path, git_repo: Any) -> None:
+    twin = PYTHON.replace("class Store:", "def get_again(key):\n    \"\"\"Fetch the value "
+                          "stored under a key, or None.\"\"\"\n    v = key\n    w = v\n    "
+                          "return w\n\n\nclass Store:")  # fmt: skip
+    repo = git_repo(tmp_path / "repo", {"pkg/dates.py": twin, "util/strings.go": GO})
+    hold = HoldOut.parse(["pkg/dates.py::Store.get", "Upper", "other.py::parse_date", " "])
+    assert len(hold) == 3 and hold.matches("x/y.go", "Upper")
+    assert not hold.matches("pkg/dates.py", "parse_date")
+    mined = mine_repository(repo, hold_out=hold)
+    # get_again shares Store.get's description: training on it would teach the held-out answer
+    assert {p.name for p in mined.pairs} == {"parse_date", "Reverse"}
+    assert mined.held_out == 2 and mined.card()["held_out"] == 2
+    assert mined.skipped["same description as a held-out function"] == 1
+
+
+def test_hold_out_lists_and_code_needle_tasks(tmp_path: Path) -> None:
+    listed = tmp_path / "held.txt"
+    listed.write_text("# functions\nsrc/a.py::A.run  # the runner\n\nhelper\n", "utf-8")
+    assert read_hold_out(listed) == ("src/a.py::A.run", "helper")
+    tasks = tmp_path / "tasks.jsonl.gz"
+    rows = [{"path": "src/a.py", "target_name": "A.run", "query": "Run it. # not a comment"}]
+    tasks.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+    assert read_hold_out(tasks) == ("src/a.py::A.run",)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"path": "a.py"}\n', "utf-8")
+    with pytest.raises(ConfigError, match="line 1: a JSON line needs 'path' and 'target_name'"):
+        read_hold_out(bad)
+    with pytest.raises(ConfigError, match="cannot read the hold-out list"):
+        read_hold_out(tmp_path / "missing.txt")
