@@ -300,6 +300,19 @@ def test_unauthenticated_upload_is_refused_before_its_body(server: str) -> None:
     assert b"unauthorized" in answer
 
 
+def test_an_oversized_upload_reads_its_413(server: str) -> None:
+    body = b'{"documents": ["' + b"x" * 5_000_000 + b'"]}'
+    head = (
+        b"POST /v1/compress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer server-key\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    # the server drains the refused body before closing, so the upload is not reset and the
+    # client reads the answer
+    answer = _raw(server, head + body)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"max_body_bytes" in answer
+
+
 def test_slow_headers_are_cut_off(server: str) -> None:
     answer = _raw(server, b"POST /v1/compress HTTP/1.1\r\nHost: x\r\n")  # never finished
     assert answer == b""  # the server closed the connection (recv returned EOF)

@@ -87,8 +87,12 @@ class AuthMiddleware:
 class BodyLimitMiddleware:
     """Reads request bodies within a size, a time and a nesting limit, before any parsing.
 
-    A ``Content-Length`` over ``max_bytes`` is refused at once (413); a chunked body is read
-    up to the limit and refused as soon as it passes it. A body that does not arrive within
+    A ``Content-Length`` over ``max_bytes`` is refused (413) without storing a byte of it; a
+    chunked body is read up to the limit and refused as soon as it passes it. Before the 413
+    the rest of a refused body is read and dropped, up to ``drain_bytes`` and within
+    ``timeout_s`` (a lingering close, as web servers do: closing a connection with unread
+    data resets it, and the client would never read the answer); a larger one is refused at
+    once. A body that does not arrive within
     ``timeout_s`` is refused with 408, and a JSON body nested deeper than ``max_depth`` with
     a 4xx naming the limit (a recursive parser would otherwise fail with a 500). Accepted
     bodies are replayed to the app.
@@ -101,6 +105,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.max_depth = max_depth
+        self.drain_bytes = max(4 * max_bytes, 16 * 2**20)
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
@@ -112,12 +117,14 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
+        deadline = time.monotonic() + self.timeout_s
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            if int(length) <= self.drain_bytes:
+                await _discard(receive, int(length), deadline)
             await self._refuse(scope, receive, send, self._too_large())
             return
         chunks: list[bytes] = []
         size = 0
-        deadline = time.monotonic() + self.timeout_s
         while True:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
@@ -132,6 +139,8 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await _discard(receive, self.drain_bytes - size, deadline)
                 await self._refuse(scope, receive, send, self._too_large())
                 return
             chunks.append(chunk)
@@ -158,6 +167,20 @@ class BodyLimitMiddleware:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: ServerError) -> None:
         headers = {**exc.headers, "Connection": "close"}
         await invalid_response(scope, exc.status, exc.kind, str(exc), headers)(scope, receive, send)
+
+
+async def _discard(receive: Receive, limit: int, deadline: float) -> None:
+    """Reads and drops the rest of a request body: at most ``limit`` bytes, until ``deadline``."""
+    while limit > 0:
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            return
+        if message["type"] == "http.disconnect":
+            return
+        limit -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def json_depth(raw: bytes) -> int:
