@@ -313,7 +313,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_train_code(args: argparse.Namespace) -> int:
     """Trains the code relevance model on git checkouts and prints its held-out figures."""
-    from ragzip.training.code import CodeTrainConfig, describe, read_hold_out, train_code
+    from ragzip.training.code import CodeTrainConfig, describe, train_code
+    from ragzip.training.hold_out import read_hold_out
 
     hold_out = tuple(args.hold_out)
     if args.hold_out_file:

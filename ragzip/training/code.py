@@ -10,7 +10,7 @@ in the batch. The packaged MiniLM is tuned with LoRA by the contrastive loop of
 then the code). Whole files are held out (``val_share`` of each repository's files) and their
 questions ranked among ``val_candidates`` chunks of their file: top-1 and top-5 are reported
 before and after training. ``hold_out`` leaves named functions out altogether (as questions
-and as negatives), for measuring on them afterwards (:func:`read_hold_out` reads a list or
+and as negatives), for measuring on them afterwards (:mod:`.hold_out` reads a list or
 code-needle tasks). ``OUT/data_card.json`` records each repository's origin, commit, license
 and counts.
 
@@ -31,12 +31,12 @@ import numpy as np
 
 from ragzip.compressors.code.chunking import name_words
 from ragzip.errors import ConfigError
-from ragzip.files import open_text
 from ragzip.text import term_overlap
-from ragzip.training.code_pairs import CodePair, HoldOut, MinedRepo, mine_repository
+from ragzip.training.code_pairs import CodePair, MinedRepo, mine_repository
 from ragzip.training.contrastive import ContrastiveConfig, Item, fit_contrastive
+from ragzip.training.hold_out import HoldOut
 
-__all__ = ["CodeTrainConfig", "describe", "mine_items", "read_hold_out", "train_code"]
+__all__ = ["CodeTrainConfig", "describe", "mine_items", "train_code"]
 
 DATA_CARD = "data_card.json"
 
@@ -74,42 +74,6 @@ class CodeTrainConfig(ContrastiveConfig):
 def _file_hash(repo: MinedRepo, path: str) -> int:
     """Stable across machines and clones: the repository's folder name and the file path."""
     return zlib.crc32(f"{Path(repo.path).name}\0{path}".encode()) % 10_000
-
-
-def read_hold_out(path: str | Path) -> tuple[str, ...]:
-    """The functions listed in a file, as :attr:`CodeTrainConfig.hold_out` takes them.
-
-    Either one ``NAME`` or ``PATH::NAME`` per line (``#`` starts a comment), or JSON lines
-    (optionally gzipped) with ``path`` and ``target_name``, as code-needle tasks are written:
-    ``ragzip train-code --hold-out-file code-dev.jsonl.gz`` leaves out every function that
-    set asks about.
-
-    Raises:
-        ConfigError: The file cannot be read, or a JSON line lacks ``path``/``target_name``.
-    """
-    file = Path(path).expanduser()
-    try:
-        with open_text(file) as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise ConfigError(f"cannot read the hold-out list {file}: {exc}") from exc
-    entries = []
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line.startswith("{"):
-            name = line.split("#", 1)[0].strip()
-            if name:
-                entries.append(name)
-            continue
-        try:
-            task = json.loads(line)
-            entries.append(f"{task['path']}::{task['target_name']}")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(
-                f"{file}, line {number}: a JSON line needs 'path' and 'target_name' "
-                f"(code-needle tasks), got {line[:80]!r}"
-            ) from exc
-    return tuple(entries)
 
 
 def _item(

@@ -30,15 +30,16 @@ import ast
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragzip.compressors.code.chunking import LANGUAGES, Chunk, chunk_code, detect_language
 from ragzip.errors import ConfigError
+from ragzip.training.hold_out import HoldOut
 
-__all__ = ["CodePair", "FileChunks", "HoldOut", "MinedRepo", "mine_repository"]
+__all__ = ["CodePair", "FileChunks", "MinedRepo", "mine_repository"]
 
 _MIN_WORDS = 3
 _MAX_WORDS = 60
@@ -110,42 +111,6 @@ class FileChunks:
     names: tuple[str, ...]
     texts: tuple[str, ...]
     bare: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class HoldOut:
-    """Functions to leave out of training: ``NAME`` (a qualified name such as
-    ``Class.method``, in any file) or ``PATH::NAME`` (``PATH`` relative to the repository).
-
-    Example:
-        >>> HoldOut.parse(["src/app.py::App.run", "helper"]).matches("lib/x.py", "helper")
-        True
-    """
-
-    names: frozenset[str] = frozenset()
-    located: frozenset[tuple[str, str]] = frozenset()
-
-    @classmethod
-    def parse(cls, entries: Iterable[str]) -> HoldOut:
-        """Reads ``NAME`` and ``PATH::NAME`` entries (blank ones are ignored)."""
-        names: set[str] = set()
-        located: set[tuple[str, str]] = set()
-        for entry in entries:
-            path, sep, name = entry.strip().rpartition("::")
-            if not name:
-                continue
-            if sep:
-                located.add((path.strip().removeprefix("./"), name.strip()))
-            else:
-                names.add(name.strip())
-        return cls(frozenset(names), frozenset(located))
-
-    def matches(self, path: str, name: str) -> bool:
-        """Whether the function ``name`` of file ``path`` is held out."""
-        return bool(name) and (name in self.names or (path, name) in self.located)
-
-    def __len__(self) -> int:
-        return len(self.names) + len(self.located)
 
 
 @dataclass

@@ -11,8 +11,8 @@ import pytest
 
 from ragzip.compressors.code.chunking import chunk_code, name_words
 from ragzip.errors import ConfigError
-from ragzip.training.code import read_hold_out
-from ragzip.training.code_pairs import HoldOut, mine_repository
+from ragzip.training.code_pairs import mine_repository
+from ragzip.training.hold_out import HoldOut, read_hold_out
 
 PYTHON = '''"""A tiny module."""
 
